@@ -1,0 +1,59 @@
+# Two commands on a fresh machine (Python 3.11, no Docker, no AWS account):
+#   make demo   - installs everything, starts aws_twin, runs the churn pipeline on it, stops the twin
+#   make test   - installs everything, runs ruff and the whole test suite against the twin
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export TWIN_PORT ?= 4566
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint format twin up down mwaa-package lock bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements/dev.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements/dev.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	./scripts/install_system_deps.sh
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+twin: $(STAMP)
+	$(BIN)/python -m aws_twin serve --host 127.0.0.1 --port $(TWIN_PORT)
+
+up: $(STAMP)
+	./scripts/up.sh
+
+down:
+	./scripts/down.sh
+
+mwaa-package: $(STAMP)
+	$(BIN)/python scripts/mwaa_package.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/twin_bench.py
+
+lock:
+	$(BIN)/uv pip compile requirements/dev.in --python-version 3.11 -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .airflow .twin dist build *.egg-info

@@ -1,0 +1,351 @@
+"""The twin's WSGI application: one endpoint URL for every service.
+
+Requests are routed by the SigV4 credential scope (botocore signs sagemaker, sagemaker-runtime
+and sagemaker-a2i-runtime all as ``sagemaker``, so the path and ``X-Amz-Target`` decide between
+them). The twin's own services answer their operations; everything else falls through to moto's
+server application.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import re
+import threading
+import time
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map
+from werkzeug.wrappers import Request, Response
+
+from . import models
+from .errors import AwsError, NotImplementedByTwin
+from .faults import Decision, FaultInjector
+from .protocol import parse_request, serialize_error, serialize_result
+from .service import RequestContext, TwinService
+from .validate import validate
+
+log = logging.getLogger("aws_twin")
+
+_SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+INTERNAL_ACCESS_KEY = "TWININTERNAL"
+#: errors every AWS API may answer (AWS "common errors"), beside those an operation documents
+COMMON_ERRORS = {
+    "ValidationException",
+    "ThrottlingException",
+    "Throttling",
+    "AccessDeniedException",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "NotImplemented",
+    "UnknownOperationException",
+    "UnrecognizedClientException",
+    "MissingAction",
+    "SerializationException",
+}
+
+
+def signing_scope(request: Request) -> tuple[str | None, str, str | None]:
+    """(access key, region, signing name) from the Authorization header or a presigned URL."""
+    auth = request.headers.get("Authorization", "")
+    match = _SCOPE.search(auth)
+    if not match:
+        cred = request.args.get("X-Amz-Credential", "")
+        parts = cred.split("/")
+        if len(parts) == 5:
+            return parts[0], parts[2], parts[3]
+        return None, "us-east-1", None
+    return match.group(1), match.group(2), match.group(3)
+
+
+def resolve_service(signing: str | None, request: Request) -> str | None:
+    """The botocore service model a request is for."""
+    if signing == "sagemaker":
+        target = request.headers.get("X-Amz-Target", "")
+        if target.startswith("SageMaker."):
+            return "sagemaker"
+        if request.path.startswith("/endpoints/"):
+            return "sagemaker-runtime"
+        if request.path.startswith("/human-loops"):
+            return "sagemaker-a2i-runtime"
+        return "sagemaker"
+    if signing == "monitoring":
+        return "cloudwatch"
+    return signing
+
+
+def guess_operation(service: str, request: Request) -> str:
+    """The operation name, cheaply, for fault rules (no body parsing for moto's services)."""
+    target = request.headers.get("X-Amz-Target")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    if "/operation/" in request.path:
+        return request.path.rstrip("/").rsplit("/", 1)[-1]
+    if "Action" in request.args:
+        return request.args["Action"]
+    if request.mimetype == "application/x-www-form-urlencoded" and "Action" in request.form:
+        return request.form["Action"]
+    if service == "s3":
+        has_key = "/" in request.path.strip("/")
+        verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head", "POST": "Post"}
+        return verb.get(request.method, request.method.title()) + ("Object" if has_key else "Bucket")
+    try:
+        model = models.service_model(service)
+        if model.protocol == "rest-json":
+            for method, pattern, op in models.rest_routes(service):
+                if method == request.method and pattern.match(request.path):
+                    return op
+    except Exception:  # unknown service name: leave it to moto
+        pass
+    return "*"
+
+
+def _protocol(service: str, request: Request) -> str:
+    """The wire protocol a request came in, for answering it with an error."""
+    if request.headers.get("smithy-protocol") == "rpc-v2-cbor":
+        return "cbor"
+    if request.headers.get("X-Amz-Target"):
+        return "json"
+    try:
+        protocol = models.service_model(service).protocol
+    except Exception:
+        return "json"
+    return {"smithy-rpc-v2-cbor": "cbor"}.get(protocol, protocol)
+
+
+def fault_error(service: str, decision: str, request: Request) -> tuple[str, AwsError]:
+    protocol = _protocol(service, request)
+    if protocol == "rest-xml":
+        if decision == Decision.THROTTLE:
+            return protocol, AwsError("SlowDown", "Please reduce your request rate.", 503, False)
+        return protocol, AwsError("InternalError", "We encountered an internal error. Please try again.", 500, False)
+    if decision == Decision.THROTTLE:
+        code = "Throttling" if protocol == "query" else "ThrottlingException"
+        return protocol, AwsError(code, "Rate exceeded", 400)
+    return protocol, AwsError("ServiceUnavailable", "Service is unavailable, please try again.", 503, False)
+
+
+class Twin:
+    """The application object: services, moto, faults, control endpoints."""
+
+    def __init__(
+        self,
+        service_classes: list[type[TwinService]] | None = None,
+        faults: FaultInjector | None = None,
+        strict: bool = False,
+        work_dir: str | None = None,
+        review_token: str | None = None,
+    ):
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        from ..services import default_service_classes
+
+        self.url = "http://127.0.0.1:4566"
+        self.strict = strict
+        self.faults = faults or FaultInjector()
+        self.work_dir = work_dir
+        self.review_token = review_token
+        self.violations: list[str] = []
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="twin-job")
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self.moto_app = DomainDispatcherApplication(create_backend_app)
+        classes = service_classes if service_classes is not None else default_service_classes()
+        self.services: list[TwinService] = [cls(self) for cls in classes]
+        self.by_model: dict[str, list[TwinService]] = {}
+        for svc in self.services:
+            self.by_model.setdefault(svc.model, []).append(svc)
+        rules = []
+        for svc in self.services:
+            rules.extend(svc.web_routes())
+        self.web_map = Map(rules)
+
+    # ---- helpers for services -------------------------------------------------------------
+    def client(self, service: str, region: str = "us-east-1"):
+        """A boto3 client to this twin, for a service's own use (exempt from injected faults)."""
+        key = f"{service}/{region}"
+        with self._clients_lock:
+            if key not in self._clients:
+                self._clients[key] = boto3.client(
+                    service,
+                    endpoint_url=self.url,
+                    region_name=region,
+                    aws_access_key_id=INTERNAL_ACCESS_KEY,
+                    aws_secret_access_key="twin",
+                    config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+                )
+            return self._clients[key]
+
+    def background(self, fn, *args, **kwargs) -> concurrent.futures.Future:
+        future = self.executor.submit(fn, *args, **kwargs)
+        future.add_done_callback(_log_failure)
+        return future
+
+    def reset(self) -> None:
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.reset()
+        for svc in self.services:
+            svc.reset()
+        self.faults.set_rules([])
+        self.violations.clear()
+
+    def state(self) -> dict:
+        return {
+            "url": self.url,
+            "services": {type(s).__name__: s.state() for s in self.services},
+            "faults": {"rules": self.faults.rules(), "counters": dict(self.faults.counters)},
+            "violations": list(self.violations),
+        }
+
+    def shutdown(self) -> None:
+        for svc in self.services:
+            svc.shutdown()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    # ---- WSGI -----------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        try:
+            response = self.handle(request)
+        except HTTPException as exc:
+            response = exc.get_response()
+        return response(environ, start_response)
+
+    def handle(self, request: Request):
+        if request.path.startswith("/_twin/"):
+            return self.control(request)
+        access_key, region, signing = signing_scope(request)
+        if signing is None:
+            adapter = self.web_map.bind_to_environ(request.environ)
+            try:
+                endpoint, values = adapter.match()
+            except HTTPException:
+                return self.moto_app
+            return endpoint(request, **values)
+        service = resolve_service(signing, request)
+        if access_key != INTERNAL_ACCESS_KEY:
+            decision, latency = self.faults.decide(service, guess_operation(service, request))
+            if latency:
+                time.sleep(latency)
+            if decision:
+                protocol, err = fault_error(service, decision, request)
+                return serialize_error(protocol, err)
+        owners = self.by_model.get(service)
+        if not owners:
+            return _MotoCall(self.moto_app, service)
+        return self.dispatch(request, service, region, owners)
+
+    def dispatch(self, request: Request, service: str, region: str, owners: list[TwinService]):
+        model = models.service_model(service)
+        protocol = "json" if model.protocol != "rest-json" else "rest-json"
+        operation = None
+        try:
+            wire = parse_request(request, model)
+            protocol, operation = wire.protocol, wire.operation
+            for svc in owners:
+                handler = svc.handler(wire.operation)
+                if handler is not None:
+                    break
+            else:
+                if any(s.moto_fallthrough for s in owners):
+                    return _MotoCall(self.moto_app, service)
+                raise NotImplementedByTwin(service, wire.operation)
+            ctx = RequestContext(self, service, wire.operation, region, request)
+            op = models.operation_model(service, wire.operation)
+            result = handler(ctx, wire.params) or {}
+            if self.strict:
+                problems = validate(op.output_shape, result)
+                if problems:
+                    self._violation(f"{service}.{wire.operation} response: " + "; ".join(problems[:10]))
+                    raise AwsError("InternalFailure", "twin response violates the model: " + "; ".join(problems[:5]), 500)
+            return serialize_result(wire, op, result)
+        except AwsError as err:
+            if self.strict and operation and err.code not in COMMON_ERRORS and err.status < 500:
+                documented = models.documented_errors(service, operation)
+                if err.code not in documented:
+                    self._violation(f"{service}: error code {err.code} not documented for the operation")
+            return serialize_error(protocol, err)
+        except Exception as exc:  # a bug in a handler: answer like AWS, log the trace
+            log.exception("twin handler failed for %s", service)
+            return serialize_error(protocol, AwsError("InternalFailure", f"{type(exc).__name__}: {exc}", 500, False))
+
+    def _violation(self, text: str) -> None:
+        log.error("fidelity violation: %s", text)
+        self.violations.append(text)
+
+    # ---- control endpoints ----------------------------------------------------------------
+    def control(self, request: Request) -> Response:
+        path = request.path
+        if path == "/_twin/health":
+            return _json({"status": "ok", "url": self.url})
+        if path == "/_twin/reset" and request.method == "POST":
+            self.reset()
+            return _json({"reset": True})
+        if path == "/_twin/state":
+            return _json(self.state())
+        if path == "/_twin/faults":
+            from .faults import FaultRule
+
+            if request.method in ("POST", "PUT"):
+                body = request.get_json(force=True, silent=True) or {}
+                try:
+                    rules = [FaultRule.from_dict(r) for r in body.get("rules", [])]
+                    rules += [FaultRule.parse(t) for t in body.get("specs", [])]
+                except (TypeError, ValueError) as exc:
+                    return _json({"error": str(exc)}, 400)
+                self.faults.set_rules(rules)
+            elif request.method == "DELETE":
+                self.faults.set_rules([])
+            return _json({"rules": self.faults.rules(), "counters": dict(self.faults.counters)})
+        return _json({"error": f"no control endpoint {path}"}, 404)
+
+
+class _MotoCall:
+    """Forward to moto; turn its 'not implemented' crashes into an AWS-shaped error."""
+
+    def __init__(self, moto_app, service: str):
+        self.moto_app = moto_app
+        self.service = service
+
+    def __call__(self, environ, start_response):
+        captured: dict[str, Any] = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"] = status
+            captured["headers"] = headers
+            return lambda data: None
+
+        try:
+            body_iter = self.moto_app(environ, capture)
+            body = b"".join(body_iter)
+            if hasattr(body_iter, "close"):
+                body_iter.close()
+        except NotImplementedError as exc:
+            return self._not_implemented(environ, start_response, str(exc))
+        status = captured.get("status", "500 INTERNAL SERVER ERROR")
+        if status.startswith("500") and (b"not yet implemented" in body or b"<html" in body.lower()[:200]):
+            return self._not_implemented(environ, start_response, body[:200].decode(errors="replace"))
+        start_response(status, captured.get("headers", []))
+        return [body]
+
+    def _not_implemented(self, environ, start_response, detail: str):
+        request = Request(environ)
+        op = guess_operation(self.service, request)
+        err = NotImplementedByTwin(self.service, op)
+        log.warning("not implemented: %s.%s (%s)", self.service, op, detail)
+        return serialize_error(_protocol(self.service, request), err)(environ, start_response)
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, default=str), status, content_type="application/json")
+
+
+def _log_failure(future: concurrent.futures.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("background job failed", exc_info=future.exception())
