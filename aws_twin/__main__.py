@@ -16,7 +16,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the twin server")
     serve.add_argument("--host", default=os.environ.get("AWS_TWIN_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("AWS_TWIN_PORT", "4566")), help="0: any free port")
+    serve.add_argument(
+        "--port", type=int, default=int(os.environ.get("AWS_TWIN_PORT", "4566")), help="0: any free port"
+    )
     serve.add_argument(
         "--fault",
         action="append",
@@ -32,8 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("AWS_TWIN_STRICT") == "1",
         help="answer InternalFailure when a response does not fit botocore's output shape",
     )
-    serve.add_argument("--work-dir", default=os.environ.get("AWS_TWIN_WORK_DIR"), help="scratch space for jobs")
-    serve.add_argument("--review-token", default=os.environ.get("AWS_TWIN_REVIEW_TOKEN"), help="A2I review page token")
+    serve.add_argument(
+        "--work-dir", default=os.environ.get("AWS_TWIN_WORK_DIR"), help="scratch space for jobs"
+    )
+    serve.add_argument(
+        "--review-token", default=os.environ.get("AWS_TWIN_REVIEW_TOKEN"), help="A2I review page token"
+    )
     serve.add_argument("--log-level", default=os.environ.get("AWS_TWIN_LOG_LEVEL", "WARNING"))
     return parser
 

@@ -22,7 +22,9 @@ class RunningTwin:
     region: str = "us-east-1"
 
     def session(self) -> boto3.Session:
-        return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region)
+        return boto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region
+        )
 
     def client(self, service: str, **kwargs):
         return self.session().client(service, endpoint_url=self.url, **kwargs)

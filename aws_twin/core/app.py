@@ -123,7 +123,9 @@ def fault_error(service: str, decision: str, request: Request) -> tuple[str, Aws
     if protocol == "rest-xml":
         if decision == Decision.THROTTLE:
             return protocol, AwsError("SlowDown", "Please reduce your request rate.", 503, False)
-        return protocol, AwsError("InternalError", "We encountered an internal error. Please try again.", 500, False)
+        return protocol, AwsError(
+            "InternalError", "We encountered an internal error. Please try again.", 500, False
+        )
     if decision == Decision.THROTTLE:
         code = "Throttling" if protocol == "query" else "ThrottlingException"
         return protocol, AwsError(code, "Rate exceeded", 400)
@@ -263,7 +265,9 @@ class Twin:
                 problems = validate(op.output_shape, result)
                 if problems:
                     self._violation(f"{service}.{wire.operation} response: " + "; ".join(problems[:10]))
-                    raise AwsError("InternalFailure", "twin response violates the model: " + "; ".join(problems[:5]), 500)
+                    raise AwsError(
+                        "InternalFailure", "twin response violates the model: " + "; ".join(problems[:5]), 500
+                    )
             return serialize_result(wire, op, result)
         except AwsError as err:
             if self.strict and operation and err.code not in COMMON_ERRORS and err.status < 500:
@@ -273,7 +277,9 @@ class Twin:
             return serialize_error(protocol, err)
         except Exception as exc:  # a bug in a handler: answer like AWS, log the trace
             log.exception("twin handler failed for %s", service)
-            return serialize_error(protocol, AwsError("InternalFailure", f"{type(exc).__name__}: {exc}", 500, False))
+            return serialize_error(
+                protocol, AwsError("InternalFailure", f"{type(exc).__name__}: {exc}", 500, False)
+            )
 
     def _violation(self, text: str) -> None:
         log.error("fidelity violation: %s", text)

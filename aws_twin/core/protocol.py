@@ -124,7 +124,7 @@ def _parse_rest_json(request: Request, service_model) -> WireRequest:
     from .models import rest_routes
 
     path = unquote(request.path)
-    for method, pattern, op_name in rest_routes(service_model.service_name):
+    for method, pattern, op_name in rest_routes(service_model.service_name):  # noqa: B007
         if method != request.method:
             continue
         match = pattern.match(path)
@@ -202,7 +202,9 @@ def serialize_result(wire: WireRequest, op: OperationModel, result: dict) -> Res
         )
     if wire.protocol == "json":
         body = json.dumps(encode_value(shape, result or {}, "json"))
-        return Response(body, 200, headers={"x-amzn-RequestId": rid}, content_type="application/x-amz-json-1.1")
+        return Response(
+            body, 200, headers={"x-amzn-RequestId": rid}, content_type="application/x-amz-json-1.1"
+        )
     # rest-json
     headers = {"x-amzn-RequestId": rid}
     body: bytes | str = b""

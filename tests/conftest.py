@@ -1,0 +1,56 @@
+"""Shared fixtures: one aws_twin per test session, started on a free port with --strict (every
+twin response is validated against botocore's output shape; violations fail the session)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from aws_twin.testing import RunningTwin, start_twin
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def twin(tmp_path_factory) -> RunningTwin:
+    log = tmp_path_factory.mktemp("twin") / "twin.log"
+    running = start_twin(0, log_path=str(log))
+    os.environ["AWS_TWIN_URL"] = running.url
+    yield running
+    try:
+        violations = running.control("state").get("violations", [])
+    finally:
+        running.stop()
+    assert not violations, "twin responses that do not fit botocore's models:\n" + "\n".join(violations)
+
+
+@pytest.fixture
+def boto(twin):
+    """A boto3 session (credentials, region) whose clients need ``endpoint_url=twin.url``."""
+    return twin.session()
+
+
+@pytest.fixture
+def bucket(twin) -> str:
+    """A fresh S3 bucket on the twin."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    twin.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def airflow_aws_conn(twin, monkeypatch):
+    """Point Airflow's aws_default connection at the twin, the only change a DAG needs offline."""
+    conn = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": twin.url, "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return conn
