@@ -1,0 +1,1 @@
+"""AWS Glue on the twin: jobs whose scripts really run as local Python processes."""
