@@ -1,0 +1,726 @@
+"""Expense documents (invoices and receipts): what the ``expense_documents`` DAG does between the
+AWS calls, as plain functions that take and return JSON-able values.
+
+- :func:`check_document` - cheap checks before Textract is called (empty, corrupt, unsupported
+  type, over Textract's size/page limits) and the sync/async choice.
+- :func:`normalise_expense` - an AnalyzeExpense response (sync, or the pages of an async job
+  merged by :func:`merge_expense_pages`) read with amazon-textract-response-parser's
+  ``trp.trp2_expense`` into the summary fields and line items the DAG reports.
+- :func:`review_fields` - which fields a human must look at (low confidence, required but missing).
+- :func:`loop_input` / :func:`merge_review` - the A2I human loop's InputContent and the merge of
+  the human answers over the machine values (recording which fields a human changed).
+- :func:`pretty_outputs` - the seed's CSV and grid outputs (amazon-textract-prettyprinter's
+  ``t_pretty_print_expense``), of the response with the human corrections applied.
+- :func:`documents_csv` / :func:`line_items_csv` / :func:`run_summary` - the per-run outputs.
+- :class:`TokenBucket` / :func:`per_task_tps` / :func:`textract_retry_config` - the TPS budget.
+
+Imports nothing heavy at module level: the parsers, Pillow and pypdfium2 load inside the
+functions that need them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SUMMARY_FIELDS = (
+    "VENDOR_NAME",
+    "INVOICE_RECEIPT_ID",
+    "INVOICE_RECEIPT_DATE",
+    "TOTAL",
+    "SUBTOTAL",
+    "TAX",
+    "VENDOR_ADDRESS",
+    "RECEIVER_ADDRESS",
+)
+LINE_ITEM_FIELDS = ("ITEM", "QUANTITY", "PRICE", "EXPENSE_ROW")
+DEFAULT_REQUIRED = ("VENDOR_NAME", "INVOICE_RECEIPT_DATE", "TOTAL")
+DEFAULT_THRESHOLD = 80.0
+MONEY_FIELDS = ("TOTAL", "SUBTOTAL", "TAX", "PRICE")
+
+MB = 1024 * 1024
+#: Textract's limits (https://docs.aws.amazon.com/textract/latest/dg/limits-document.html)
+SYNC_IMAGE_LIMIT = 10 * MB  # JPEG/PNG/single-page PDF or TIFF from S3, synchronous
+ASYNC_IMAGE_LIMIT = 10 * MB
+ASYNC_DOCUMENT_LIMIT = 500 * MB  # PDF/TIFF, asynchronous
+ASYNC_MAX_PAGES = 3000
+MAX_IMAGE_SIDE = 10000
+SUPPORTED_EXTENSIONS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".pdf": "PDF",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+#: Textract errors that mean "this document is bad", not "try again"
+DOCUMENT_ERRORS = (
+    "BadDocumentException",
+    "UnsupportedDocumentException",
+    "DocumentTooLargeException",
+    "InvalidS3ObjectException",
+)
+
+# ---------------------------------------------------------------------------------------------
+# names and S3 locations
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key)."""
+    match = re.fullmatch(r"s3://([^/]+)/?(.*)", uri.strip())
+    if not match:
+        raise ValueError(f"not an S3 URI: {uri!r}")
+    return match.group(1), match.group(2)
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def join_prefix(prefix: str, *parts: str) -> str:
+    """Join an S3 key prefix (with or without trailing slash) and path parts."""
+    head = prefix.rstrip("/")
+    tail = "/".join(p.strip("/") for p in parts if p)
+    return f"{head}/{tail}" if head else tail
+
+
+def document_id(key: str, etag: str) -> str:
+    """A document's identity: its S3 key and content (ETag). A copy under another key is another
+    document; new content under the same key is a new document."""
+    return hashlib.sha256(f"{key}\n{etag.strip(chr(34))}".encode()).hexdigest()[:24]
+
+
+def run_key(run_id: str) -> str:
+    """An S3- and name-safe form of an Airflow run id."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-")[:120]
+
+
+def loop_name(doc_id: str, run_id: str) -> str:
+    """The deterministic A2I human loop name of a document in a run (a retried task computes the
+    same name and attaches to the loop it started). A2I: ``^[a-z0-9](-*[a-z0-9])*$``, <= 63."""
+    run_hash = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    return f"expense-{doc_id[:24]}-{run_hash}"
+
+
+# ---------------------------------------------------------------------------------------------
+# document checks (before Textract)
+
+
+@dataclass
+class DocumentCheck:
+    ok: bool
+    format: str | None = None
+    pages: int = 0
+    mode: str | None = None  # "sync" or "async"
+    code: str | None = None  # why not ok: EmptyDocument, CorruptDocument, UnsupportedDocument, ...
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The document format from its first bytes (None: not one Textract reads)."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if b"%PDF-" in head[:1024]:
+        return "PDF"
+    return None
+
+
+def _extension(key: str) -> str:
+    name = key.rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def check_document(key: str, data: bytes, size: int | None = None) -> DocumentCheck:
+    """Cheap checks of one document before any Textract call: empty, unsupported type, corrupt
+    (signature, decodability), Textract's size and page limits; and whether it goes to the
+    synchronous (single images) or asynchronous (PDF, multi-page TIFF) API."""
+    size = len(data) if size is None else size
+    where = key
+    if size == 0 or not data:
+        return DocumentCheck(False, code="EmptyDocument", reason=f"{where} is empty (0 bytes)")
+    ext = _extension(key)
+    fmt = sniff_format(data[:1024])
+    if fmt is None:
+        if ext in SUPPORTED_EXTENSIONS:
+            return DocumentCheck(
+                False,
+                code="CorruptDocument",
+                reason=f"{where} is named {ext} but its bytes are no {SUPPORTED_EXTENSIONS[ext]}"
+                f" (first bytes {data[:8].hex()}): corrupt",
+            )
+        return DocumentCheck(
+            False,
+            code="UnsupportedDocument",
+            reason=f"{where}: unsupported document type {ext or '(no extension)'}; Textract reads"
+            " JPEG, PNG, PDF and TIFF",
+        )
+    limit = ASYNC_DOCUMENT_LIMIT if fmt in ("PDF", "TIFF") else SYNC_IMAGE_LIMIT
+    if size > limit:
+        return DocumentCheck(
+            False,
+            format=fmt,
+            code="DocumentTooLarge",
+            reason=f"{where} is {size} bytes; Textract's limit for {fmt} is {limit} bytes",
+        )
+    try:
+        pages, problem = _pages(fmt, data)
+    except ImportError:  # neither Pillow nor pypdfium2 here: leave decoding to Textract
+        pages, problem = 1, None
+    if problem:
+        return DocumentCheck(False, format=fmt, code="CorruptDocument", reason=f"{where}: {problem}")
+    if pages > ASYNC_MAX_PAGES:
+        return DocumentCheck(
+            False,
+            format=fmt,
+            pages=pages,
+            code="DocumentTooLarge",
+            reason=f"{where} has {pages} pages; Textract's limit is {ASYNC_MAX_PAGES}",
+        )
+    mode = "async" if fmt == "PDF" or (fmt == "TIFF" and pages > 1) else "sync"
+    if mode == "sync" and size > SYNC_IMAGE_LIMIT:
+        mode = "async"
+    return DocumentCheck(True, format=fmt, pages=pages, mode=mode)
+
+
+def _pages(fmt: str, data: bytes) -> tuple[int, str | None]:
+    """(page count, problem) of a document whose signature is right."""
+    if fmt == "PDF":
+        if b"%%EOF" not in data[-2048:]:
+            return 0, "truncated PDF (no %%EOF trailer): corrupt"
+        try:
+            import pypdfium2 as pdfium
+        except ImportError:
+            count = len(re.findall(rb"/Type\s*/Page(?!s)", data))
+            return max(count, 1), None
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except Exception as exc:  # PdfiumError: corrupt, encrypted
+            return 0, f"unreadable PDF ({exc}): corrupt"
+        try:
+            count = len(pdf)
+        finally:
+            pdf.close()
+        return count, (None if count else "PDF without pages: corrupt")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if max(width, height) > MAX_IMAGE_SIDE:
+                return 1, f"image of {width}x{height} pixels; Textract's limit is {MAX_IMAGE_SIDE} a side"
+            frames = getattr(img, "n_frames", 1) if fmt == "TIFF" else 1
+            img.load()  # decodes: a truncated or damaged file fails here
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return 0, f"undecodable {fmt} image ({exc}): corrupt"
+    return frames, None
+
+
+def quarantine_record(
+    *, source_uri: str, code: str, reason: str, run_id: str, size: int | None = None, etag: str | None = None
+) -> dict:
+    """The JSON put beside a quarantined object (``<quarantine prefix>/<run>/<name>.reason.json``)."""
+    return {
+        "source_uri": source_uri,
+        "code": code,
+        "reason": reason,
+        "size": size,
+        "etag": etag.strip('"') if etag else None,
+        "run_id": run_id,
+        "quarantined_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def textract_error_code(exc: BaseException) -> str | None:
+    """The Textract error code of a botocore ClientError when it means a bad document."""
+    response = getattr(exc, "response", None) or {}
+    code = (response.get("Error") or {}).get("Code")
+    return code if code in DOCUMENT_ERRORS else None
+
+
+# ---------------------------------------------------------------------------------------------
+# normalisation (amazon-textract-response-parser)
+
+
+def merge_expense_pages(pages: Iterable[dict]) -> dict:
+    """The responses of GetExpenseAnalysis (one per NextToken page) as one AnalyzeExpense-shaped
+    response."""
+    merged: dict[str, Any] = {"ExpenseDocuments": []}
+    for page in pages:
+        merged["ExpenseDocuments"].extend(page.get("ExpenseDocuments") or [])
+        for key in ("DocumentMetadata", "AnalyzeExpenseModelVersion", "JobStatus", "StatusMessage"):
+            if key in page and key not in merged:
+                merged[key] = page[key]
+    return merged
+
+
+def _conf(*values: float | None) -> float:
+    present = [float(v) for v in values if v is not None]
+    return round(min(present), 1) if present else 0.0
+
+
+def normalise_expense(response: dict, *, document_id: str = "", source_uri: str = "") -> dict:
+    """The summary fields and line items of an AnalyzeExpense response.
+
+    Each summary field in :data:`SUMMARY_FIELDS` takes the detection with a value and the highest
+    confidence across the response's expense documents; a field's confidence is the lower of the
+    type's and the value's. Line items keep :data:`LINE_ITEM_FIELDS` per row. Money values also
+    come parsed (``amount``) where they read as a number.
+    """
+    from trp.trp2_expense import TAnalyzeExpenseDocumentSchema
+
+    doc = TAnalyzeExpenseDocumentSchema().load(_strip_metadata(response))
+    fields: dict[str, dict] = {}
+    line_items: list[dict] = []
+    for expense in doc.expenses_documents or []:
+        for summary in expense.summaryfields or []:
+            name = summary.ftype.text if summary.ftype else None
+            if name not in SUMMARY_FIELDS:
+                continue
+            value = (summary.valuedetection.text or "").strip() if summary.valuedetection else ""
+            candidate = {
+                "value": value,
+                "confidence": _conf(
+                    summary.ftype.confidence if summary.ftype else None,
+                    summary.valuedetection.confidence if summary.valuedetection else 0.0,
+                ),
+                "label": summary.labeldetection.text if summary.labeldetection else None,
+                "page": summary.pagenumber,
+                "expense_index": expense.expense_idx,
+            }
+            if name in MONEY_FIELDS:
+                candidate["amount"] = parse_amount(value)
+            current = fields.get(name)
+            if current is None or (bool(value), candidate["confidence"]) > (
+                bool(current["value"]),
+                current["confidence"],
+            ):
+                fields[name] = candidate
+        for group in expense.lineitemgroups or []:
+            for row_index, item in enumerate(group.lineitems or []):
+                row: dict[str, Any] = {
+                    "expense_index": expense.expense_idx,
+                    "group": group.lineitemgroupindex,
+                    "row": row_index,
+                }
+                confidences = []
+                for cell in item.lineitem_expensefields or []:
+                    name = cell.ftype.text if cell.ftype else None
+                    if name not in LINE_ITEM_FIELDS or name in row:
+                        continue
+                    text = (cell.valuedetection.text or "").strip() if cell.valuedetection else ""
+                    row[name] = text
+                    if name != "EXPENSE_ROW":
+                        confidences.append(
+                            _conf(
+                                cell.ftype.confidence if cell.ftype else None,
+                                cell.valuedetection.confidence if cell.valuedetection else 0.0,
+                            )
+                        )
+                if "PRICE" in row:
+                    row["amount"] = parse_amount(row["PRICE"])
+                row["confidence"] = min(confidences) if confidences else 0.0
+                line_items.append(row)
+    pages = None
+    if doc.document_metadata is not None:
+        pages = doc.document_metadata.pages
+    return {
+        "document_id": document_id,
+        "source_uri": source_uri,
+        "pages": pages,
+        "expense_documents": len(doc.expenses_documents or []),
+        "fields": {name: fields[name] for name in SUMMARY_FIELDS if name in fields},
+        "line_items": line_items,
+    }
+
+
+def _strip_metadata(response: dict) -> dict:
+    """trp's schema reads ResponseMetadata strictly; boto3 adds HTTP details it does not know."""
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+
+_AMOUNT = re.compile(r"-?\d[\d,\s]*(?:[.,]\d{1,2})?|-?[.,]\d{1,2}")
+
+
+def parse_amount(text: str | None) -> str | None:
+    """``"RM 1,234.50"`` -> ``"1234.50"``; None when the text holds no number."""
+    if not text:
+        return None
+    matches = _AMOUNT.findall(text)
+    if not matches:
+        return None
+    raw = matches[-1].replace(" ", "")
+    if re.search(r",\d{1,2}$", raw) and "." not in raw:
+        raw = raw.replace(".", "").replace(",", ".")  # 12,50 -> 12.50
+    raw = raw.replace(",", "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return f"{value:.2f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the review decision, the loop input, the merge
+
+
+def review_fields(
+    normalised: dict, threshold: float = DEFAULT_THRESHOLD, required: Iterable[str] = DEFAULT_REQUIRED
+) -> list[dict]:
+    """The fields a human must check: a summary field under the confidence threshold, or a
+    required field that is missing or empty. ``[]`` when the machine result can be auto-approved."""
+    fields = normalised.get("fields", {})
+    out: list[dict] = []
+    required = [r.strip().upper() for r in required if r and r.strip()]
+    for name in SUMMARY_FIELDS:
+        field = fields.get(name)
+        if field is None or not field.get("value"):
+            if name in required:
+                out.append({"name": name, "value": "", "confidence": 0.0, "reason": "required field missing"})
+            continue
+        if field["confidence"] < threshold:
+            out.append(
+                {
+                    "name": name,
+                    "value": field["value"],
+                    "confidence": field["confidence"],
+                    "reason": f"confidence {field['confidence']:g} < {threshold:g}",
+                }
+            )
+    return out
+
+
+def loop_input(normalised: dict, fields_to_review: list[dict], document_s3_uri: str) -> dict:
+    """The InputContent of a document's human loop (the task UI template reads these keys)."""
+    return {
+        "document_id": normalised.get("document_id", ""),
+        "document_s3_uri": document_s3_uri,
+        "fields": fields_to_review,
+        "machine_fields": {name: f.get("value", "") for name, f in normalised.get("fields", {}).items()},
+    }
+
+
+def _answer_value(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, dict):  # crowd-* elements answer {"value": ...} or {"on": bool}
+        raw = raw.get("value", raw.get("label"))
+        if raw is None:
+            return None
+    return str(raw).strip()
+
+
+def is_unreadable(answer: dict) -> bool:
+    flag = answer.get("document_unreadable")
+    if isinstance(flag, dict):
+        return bool(flag.get("on"))
+    if isinstance(flag, str):
+        return flag.strip().lower() in ("true", "on", "yes", "1")
+    return bool(flag)
+
+
+def merge_review(normalised: dict, fields_reviewed: list[dict], answer: dict | None, loop: str = "") -> dict:
+    """The machine result with a human's answers over it.
+
+    ``answer`` is the answerContent of A2I's output.json (``{"field__TOTAL": "12.50", ...,
+    "document_unreadable": {"on": false}}``). Every ``field__<NAME>`` answer replaces the machine
+    value; the fields whose value a human changed are listed in ``human_changed``. A document the
+    reviewer marks unreadable gets status ``unreadable`` (the DAG quarantines it).
+    """
+    merged = json.loads(json.dumps(normalised))
+    merged["reviewed"] = True
+    merged["review_loop"] = loop
+    merged["review_reasons"] = fields_reviewed
+    merged["human_changed"] = []
+    answer = answer or {}
+    if is_unreadable(answer):
+        merged["status"] = "unreadable"
+        return merged
+    fields = merged.setdefault("fields", {})
+    for key, raw in sorted(answer.items()):
+        if not key.startswith("field__"):
+            continue
+        name = key[len("field__") :].upper()
+        if name not in SUMMARY_FIELDS:
+            continue
+        value = _answer_value(raw)
+        if value is None:
+            continue
+        machine = fields.get(name)
+        machine_value = machine.get("value", "") if machine else ""
+        if value == machine_value:
+            if machine is not None:
+                machine["source"] = "human-confirmed"
+            continue
+        entry = {
+            "value": value,
+            "confidence": 100.0,
+            "source": "human",
+            "machine_value": machine_value,
+            "machine_confidence": machine.get("confidence", 0.0) if machine else 0.0,
+        }
+        if name in MONEY_FIELDS:
+            entry["amount"] = parse_amount(value)
+        fields[name] = entry
+        merged["human_changed"].append(name)
+    merged["fields"] = {name: fields[name] for name in SUMMARY_FIELDS if name in fields}
+    merged["status"] = "reviewed"
+    return merged
+
+
+def auto_approve(normalised: dict) -> dict:
+    merged = json.loads(json.dumps(normalised))
+    merged.update(reviewed=False, review_loop="", review_reasons=[], human_changed=[], status="auto_approved")
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs (amazon-textract-prettyprinter)
+
+
+def apply_corrections(response: dict, merged: dict) -> dict:
+    """A copy of the AnalyzeExpense response with the human-changed summary values written into
+    it, so the seed's pretty printer shows the final values."""
+    patched = json.loads(json.dumps(_strip_metadata(response), default=str))
+    documents = patched.setdefault("ExpenseDocuments", [])
+    if not documents:
+        documents.append({"ExpenseIndex": 1, "SummaryFields": [], "LineItemGroups": []})
+    for name in merged.get("human_changed", []):
+        value = merged["fields"][name]["value"]
+        best = None
+        for document in documents:
+            for summary in document.get("SummaryFields") or []:
+                if (summary.get("Type") or {}).get("Text") == name:
+                    conf = (summary.get("ValueDetection") or {}).get("Confidence", 0.0)
+                    if best is None or conf > best[0]:
+                        best = (conf, summary)
+        if best is not None:
+            best[1].setdefault("ValueDetection", {})["Text"] = value
+            best[1]["ValueDetection"]["Confidence"] = 100.0
+        else:
+            documents[0].setdefault("SummaryFields", []).append(
+                {
+                    "Type": {"Text": name, "Confidence": 100.0},
+                    "ValueDetection": {"Text": value, "Confidence": 100.0},
+                    "PageNumber": 1,
+                }
+            )
+    return patched
+
+
+def pretty_outputs(response: dict) -> tuple[str, str]:
+    """(CSV, fancy grid) of the summary fields and line item groups of a response, with
+    ``textractprettyprinter.t_pretty_print_expense``.
+
+    The summary comes from ``get_string(..., [SUMMARY], Pretty_Print_Table_Format.csv /
+    fancy_grid)`` as is. Its LINEITEMGROUPS printer (0.1.10) puts every cell in a one-element
+    list (cells print as ``['3.50']``), so the line item rows come from its
+    ``convert_expenselineitemgroup_to_list`` with the cells unwrapped, under the field types as
+    headers, and go through the same tabulate formats.
+    """
+    from tabulate import tabulate
+    from textractprettyprinter.t_pretty_print import Pretty_Print_Table_Format
+    from textractprettyprinter.t_pretty_print_expense import (
+        Textract_Expense_Pretty_Print,
+        convert_expenselineitemgroup_to_list,
+        get_string,
+    )
+    from trp.trp2_expense import TAnalyzeExpenseDocumentSchema
+
+    response = _strip_metadata(response)
+    summary = [Textract_Expense_Pretty_Print.SUMMARY]
+    csv_text = get_string(
+        textract_json=response, output_type=summary, table_format=Pretty_Print_Table_Format.csv
+    )
+    grid_text = get_string(
+        textract_json=response, output_type=summary, table_format=Pretty_Print_Table_Format.fancy_grid
+    )
+    doc = TAnalyzeExpenseDocumentSchema().load(response)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    grids = []
+    for expense in doc.expenses_documents or []:
+        for group in expense.lineitemgroups or []:
+            rows = convert_expenselineitemgroup_to_list(group, skip_expense_row=True)
+            rows = [[cell[0] if isinstance(cell, list) and cell else cell for cell in row] for row in rows]
+            headers = _line_item_headers(group)
+            writer.writerow(headers)
+            writer.writerows(rows)
+            writer.writerow([])
+            grids.append(tabulate(rows, headers=headers, tablefmt="fancy_grid"))
+    if grids:
+        csv_text += out.getvalue()
+        grid_text += "\n\n".join(grids) + "\n"
+    return csv_text, grid_text
+
+
+def _line_item_headers(group) -> list[str]:
+    """Column titles of a line item group: the field types of its widest row (no EXPENSE_ROW)."""
+    best: list[str] = []
+    for item in group.lineitems or []:
+        names = [
+            (c.ftype.text if c.ftype else "")
+            for c in item.lineitem_expensefields or []
+            if not (c.ftype and c.ftype.text == "EXPENSE_ROW")
+        ]
+        if len(names) > len(best):
+            best = names
+    return best
+
+
+DOCUMENT_COLUMNS = (
+    "document_id",
+    "source_uri",
+    *SUMMARY_FIELDS,
+    "status",
+    "reviewed",
+    "human_changed",
+    "min_confidence",
+    "review_loop",
+    "result_uri",
+)
+LINE_ITEM_COLUMNS = (
+    "document_id",
+    "source_uri",
+    "expense_index",
+    "group",
+    "row",
+    *LINE_ITEM_FIELDS,
+    "confidence",
+)
+
+
+def document_row(merged: dict, result_uri: str = "") -> dict:
+    fields = merged.get("fields", {})
+    confidences = [f.get("confidence", 0.0) for f in fields.values()]
+    row = {
+        "document_id": merged.get("document_id", ""),
+        "source_uri": merged.get("source_uri", ""),
+        "status": merged.get("status", ""),
+        "reviewed": "true" if merged.get("reviewed") else "false",
+        "human_changed": ";".join(merged.get("human_changed", [])),
+        "min_confidence": f"{min(confidences):.1f}" if confidences else "",
+        "review_loop": merged.get("review_loop", ""),
+        "result_uri": result_uri,
+    }
+    for name in SUMMARY_FIELDS:
+        row[name] = fields.get(name, {}).get("value", "")
+    return row
+
+
+def _csv(columns: Iterable[str], rows: Iterable[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def documents_csv(rows: Iterable[dict]) -> str:
+    """One row per document (from :func:`document_row`)."""
+    return _csv(DOCUMENT_COLUMNS, rows)
+
+
+def line_items_csv(documents: Iterable[dict]) -> str:
+    rows = []
+    for merged in documents:
+        for item in merged.get("line_items", []):
+            rows.append(
+                {
+                    "document_id": merged.get("document_id", ""),
+                    "source_uri": merged.get("source_uri", ""),
+                    **item,
+                }
+            )
+    return _csv(LINE_ITEM_COLUMNS, rows)
+
+
+def run_summary(*, run_id: str, received: int, statuses: dict[str, int], quarantined: int, **extra) -> dict:
+    """Counts of a run; ``received == extracted + quarantined`` or it raises."""
+    reviewed = statuses.get("reviewed", 0)
+    auto = statuses.get("auto_approved", 0)
+    extracted = reviewed + auto
+    summary = {
+        "run_id": run_id,
+        "received": received,
+        "extracted": extracted,
+        "quarantined": quarantined,
+        "reviewed": reviewed,
+        "auto_approved": auto,
+        "reconciles": received == extracted + quarantined,
+        **extra,
+    }
+    if not summary["reconciles"]:
+        raise ValueError(f"counts do not reconcile: {summary}")
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# the TPS budget
+
+
+def per_task_tps(total_tps: float, concurrent_tasks: int) -> float:
+    """Each of ``concurrent_tasks`` batch tasks gets an equal share of the account's TPS."""
+    if total_tps <= 0:
+        raise ValueError("textract_tps must be > 0")
+    return total_tps / max(1, int(concurrent_tasks))
+
+
+class TokenBucket:
+    """Paces calls to ``rate`` per second (burst ``burst``, default one second's worth)."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if rate <= 0:
+            raise ValueError("rate must be > 0")
+        self.rate = float(rate)
+        self.capacity = float(burst if burst is not None else max(1.0, rate))
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self.capacity
+        self._stamp = clock()
+        self._lock = threading.Lock()
+        self.waited = 0.0
+
+    def acquire(self, tokens: float = 1.0) -> float:
+        """Take ``tokens``, sleeping until they are there; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= tokens:
+                    self._tokens -= tokens
+                    self.waited += waited
+                    return waited
+                delay = (tokens - self._tokens) / self.rate
+            self._sleep(delay)
+            waited += delay
+
+
+def textract_retry_config(max_attempts: int = 12, mode: str = "adaptive") -> dict:
+    """botocore ``retries`` settings for the Textract client (adaptive: client-side rate limiting
+    on top of exponential backoff with jitter on ThrottlingException)."""
+    return {"retries": {"max_attempts": max_attempts, "mode": mode}}
