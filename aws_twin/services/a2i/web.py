@@ -1,0 +1,366 @@
+"""The local stand-in for the A2I worker portal: a review page served by the twin.
+
+- ``GET /review/?token=T`` lists pending tasks; the token (printed at start-up, ``twin.review_token``)
+  is then kept in a cookie for the following pages. Without it: 403.
+- ``GET /review/<loop>`` renders the loop's task from its human task UI template;
+  ``POST /review/<loop>/submit`` records the answer (303 back to the list).
+- ``GET /review/api/loops?status=InProgress`` and ``POST /review/api/loops/<loop>/answer``
+  (JSON ``{"answers": {...}, "workerId": "..."}``) do the same for scripts; token as the
+  ``X-Review-Token`` header or ``?token=``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import html
+import json
+import secrets
+import threading
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from . import render
+from .engine import A2IEngine, A2IError, HumanLoop
+
+if TYPE_CHECKING:
+    from ...core.app import Twin
+
+TOKEN_COOKIE = "aws_twin_review_token"
+WORKER_COOKIE = "aws_twin_worker"
+PRESIGN_SECONDS = 300
+_STATUS = {"not_found": 404, "conflict": 409, "in_use": 409, "invalid": 400}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f4f6f8;color:#16191f}
+header{background:#232f3e;color:#fff;padding:12px 24px;display:flex;gap:16px;align-items:baseline}
+header a{color:#fff;text-decoration:none;font-weight:600}header span{color:#d5dbdb;font-size:14px}
+main{padding:20px 24px;max-width:1400px}
+table{border-collapse:collapse;background:#fff;width:100%}
+th,td{text-align:left;padding:8px 12px;border-bottom:1px solid #e1e4e8;font-size:14px}
+th{background:#fafafa}
+.banner{background:#e6f4ea;border:1px solid #8fd19e;padding:10px 14px;margin-bottom:16px}
+.error{background:#fdecea;border:1px solid #f5a9a0;padding:10px 14px;margin-bottom:16px}
+.task{background:#fff;border:1px solid #e1e4e8;padding:16px 20px}
+.task h1{font-size:20px;margin:0 0 4px}.task .desc{color:#545b64;margin:0 0 16px}
+label.crowd-input,label.crowd-text-area{display:block;margin:10px 0}
+.crowd-label{display:block;font-weight:600;font-size:14px;margin-bottom:4px}
+label.crowd-input input,label.crowd-text-area textarea{width:100%;max-width:420px;padding:6px 8px;
+ font-size:15px;border:1px solid #aab7b8;border-radius:3px;box-sizing:border-box}
+label.crowd-checkbox,label.crowd-radio-button{display:block;margin:8px 0}
+.crowd-form-actions{margin-top:18px}
+button{background:#ec7211;color:#fff;border:0;border-radius:3px;padding:8px 20px;font-size:15px;cursor:pointer}
+button[type=button]{background:#545b64}
+details.crowd-instructions{margin:0 0 12px;background:#f1faff;border:1px solid #99cbe4;padding:6px 10px}
+img{max-width:100%}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _page(title: str, body: str, status: int = 200) -> Response:
+    doc = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<style>{_CSS}</style></head><body><header><a href='/review/'>aws_twin &middot; A2I review</a>"
+        "<span>local stand-in for the Amazon A2I worker portal</span></header>"
+        f"<main>{body}</main></body></html>"
+    )
+    return Response(
+        doc, status, content_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"}
+    )
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, default=str), status, content_type="application/json")
+
+
+def _when(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class ReviewSite:
+    def __init__(self, twin: Twin, engine: A2IEngine):
+        self.twin = twin
+        self.engine = engine
+        self._s3_clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def rules(self) -> list[Rule]:
+        return [
+            Rule("/review/", endpoint=self.index),
+            Rule("/review/api/loops", endpoint=self.api_list),
+            Rule("/review/api/loops/<loop_name>", endpoint=self.api_get),
+            Rule("/review/api/loops/<loop_name>/answer", endpoint=self.api_answer),
+            Rule("/review/ui/<ui_name>", endpoint=self.task_ui_template),
+            Rule("/review/<loop_name>", endpoint=self.task_page),
+            Rule("/review/<loop_name>/submit", endpoint=self.submit),
+        ]
+
+    # ---- access -------------------------------------------------------------------------------
+    def _token_ok(self, request: Request) -> tuple[bool, bool]:
+        """(authorized, token came in the query string)."""
+        expected = self.twin.review_token
+        if not expected:
+            return False, False
+        for supplied, from_query in (
+            (request.args.get("token"), True),
+            (request.headers.get("X-Review-Token"), False),
+            (request.cookies.get(TOKEN_COOKIE), False),
+        ):
+            if supplied and hmac.compare_digest(supplied.encode(), expected.encode()):
+                return True, from_query
+        return False, False
+
+    def _guard(self, request: Request, api: bool = False) -> tuple[Response | None, bool]:
+        ok, from_query = self._token_ok(request)
+        if ok:
+            return None, from_query
+        if api:
+            return _json(
+                {"error": "a valid review token is required (X-Review-Token header or ?token=)"}, 403
+            ), False
+        body = (
+            "<div class='error'><h1>403 Forbidden</h1><p>Open the review URL printed when the twin "
+            "started (<code>aws_twin review page .../review/?token=...</code>).</p></div>"
+        )
+        return _page("Forbidden", body, 403), False
+
+    def _finish(self, request: Request, response: Response, from_query: bool) -> Response:
+        if from_query:
+            response.set_cookie(
+                TOKEN_COOKIE, self.twin.review_token, httponly=True, samesite="Lax", path="/review"
+            )
+        return response
+
+    @staticmethod
+    def _worker(request: Request) -> tuple[str, bool]:
+        worker = request.cookies.get(WORKER_COOKIE)
+        if worker and worker.isalnum() and len(worker) <= 64:
+            return worker, False
+        return secrets.token_hex(8), True
+
+    # ---- S3 for grant_read_access -------------------------------------------------------------
+    def presigner(self, request: Request):
+        """s3:// URI -> a presigned GET on the twin's S3, at the host the browser used."""
+        base = request.host_url.rstrip("/")
+        with self._lock:
+            client = self._s3_clients.get(base)
+            if client is None:
+                import boto3
+                from botocore.config import Config
+
+                from ...core.app import INTERNAL_ACCESS_KEY
+
+                client = boto3.client(
+                    "s3",
+                    endpoint_url=base,
+                    region_name="us-east-1",
+                    aws_access_key_id=INTERNAL_ACCESS_KEY,
+                    aws_secret_access_key="twin",
+                    config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+                )
+                self._s3_clients[base] = client
+
+        def presign(uri: str) -> str:
+            bucket, _, key = uri[len("s3://") :].partition("/")
+            if not bucket or not key:
+                return ""
+            return client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGN_SECONDS
+            )
+
+        return presign
+
+    # ---- pages --------------------------------------------------------------------------------
+    def index(self, request: Request) -> Response:
+        denied, from_query = self._guard(request)
+        if denied:
+            return denied
+        pending = self.engine.all_loops("InProgress")
+        done = [loop for loop in self.engine.all_loops() if loop.status != "InProgress"][-10:]
+        parts = []
+        if request.args.get("done"):
+            parts.append(
+                f"<div class='banner'>Submitted the answer to <b>{_e(request.args['done'])}</b>.</div>"
+            )
+        parts.append(f"<h1>Pending tasks ({len(pending)})</h1>")
+        if pending:
+            rows = "".join(
+                f"<tr><td><a href='/review/{quote(loop.name)}'>{_e(loop.flow.title or loop.name)}</a></td>"
+                f"<td>{_e(loop.flow.name)}</td><td>{_e(loop.name)}</td><td>{_when(loop.created)}</td>"
+                f"<td>{len(loop.answers)}/{loop.flow.task_count}</td></tr>"
+                for loop in pending
+            )
+            parts.append(
+                "<table id='pending'><thead><tr><th>Task</th><th>Flow definition</th><th>Human loop</th>"
+                f"<th>Created</th><th>Answers</th></tr></thead><tbody>{rows}</tbody></table>"
+            )
+        else:
+            parts.append("<p id='pending-empty'>No task waits for review.</p>")
+        if done:
+            rows = "".join(
+                f"<tr><td>{_e(loop.name)}</td><td>{_e(loop.flow.name)}</td><td>{_e(loop.status)}</td>"
+                f"<td>{_e(loop.output_s3_uri or loop.failure_reason or '')}</td></tr>"
+                for loop in reversed(done)
+            )
+            parts.append(
+                "<h2>Recently finished</h2><table id='finished'><thead><tr><th>Human loop</th>"
+                f"<th>Flow definition</th><th>Status</th><th>Output</th></tr></thead><tbody>{rows}</tbody></table>"
+            )
+        return self._finish(request, _page("A2I review", "".join(parts)), from_query)
+
+    def task_page(self, request: Request, loop_name: str) -> Response:
+        denied, from_query = self._guard(request)
+        if denied:
+            return denied
+        try:
+            loop = self.engine.find_loop(loop_name)
+        except A2IError as exc:
+            return self._finish(
+                request, _page("Not found", f"<div class='error'>{_e(exc.message)}</div>", 404), from_query
+            )
+        if loop.status != "InProgress":
+            body = (
+                f"<div class='banner'>Human loop <b>{_e(loop.name)}</b> is {_e(loop.status)}; there is "
+                "nothing to do.</div><p><a href='/review/'>Back to the task list</a></p>"
+            )
+            return self._finish(request, _page(loop.name, body), from_query)
+        worker, new_worker = self._worker(request)
+        self.engine.accept(loop, worker)
+        try:
+            rendered = render.render_task(
+                loop.flow.ui_content,
+                loop.task_input,
+                f"/review/{quote(loop.name)}/submit",
+                self.presigner(request),
+            )
+        except render.TemplateError as exc:
+            body = f"<div class='error'>The task template of {_e(loop.flow.name)} failed to render: {_e(exc)}</div>"
+            return self._finish(request, _page(loop.name, body, 500), from_query)
+        response = _page(loop.flow.title or loop.name, self._task_html(loop, rendered))
+        if new_worker:
+            response.set_cookie(WORKER_COOKIE, worker, httponly=True, samesite="Lax", path="/review")
+        return self._finish(request, response, from_query)
+
+    @staticmethod
+    def _task_html(loop: HumanLoop, rendered: render.RenderedTask, error: str = "") -> str:
+        head = (
+            f"<div class='task' data-human-loop='{_e(loop.name)}'><h1>{_e(loop.flow.title)}</h1>"
+            f"<p class='desc'>{_e(loop.flow.description)} &middot; human loop <code>{_e(loop.name)}</code> "
+            f"&middot; flow definition <code>{_e(loop.flow.name)}</code> &middot; time limit "
+            f"{loop.flow.time_limit_seconds} s</p>"
+        )
+        if error:
+            head += f"<div class='error'>{_e(error)}</div>"
+        if not rendered.has_form:
+            head += "<div class='error'>This task template has no &lt;crowd-form&gt;: it cannot be submitted.</div>"
+        return head + rendered.html + "</div>"
+
+    def submit(self, request: Request, loop_name: str) -> Response:
+        denied, _ = self._guard(request)
+        if denied:
+            return denied
+        if request.method != "POST":
+            return _page("Method not allowed", "<div class='error'>POST the task form here.</div>", 405)
+        try:
+            loop = self.engine.find_loop(loop_name)
+            rendered = render.render_task(loop.flow.ui_content, loop.task_input, "", lambda uri: "")
+        except A2IError as exc:
+            return _page("Not found", f"<div class='error'>{_e(exc.message)}</div>", 404)
+        answers = render.collect_answers(rendered.fields, request.form)
+        missing = render.missing_required(rendered.fields, answers)
+        worker, _ = self._worker(request)
+        error = f"Required fields are empty: {', '.join(missing)}." if missing else ""
+        if not error:
+            try:
+                self.engine.submit(loop_name, worker, answers)
+            except A2IError as exc:
+                body = f"<div class='error'>{_e(exc.message)}</div><p><a href='/review/'>Back to the task list</a></p>"
+                return _page(loop_name, body, _STATUS.get(exc.kind, 400))
+            return Response(status=303, headers={"Location": f"/review/?done={quote(loop_name)}"})
+        again = render.render_task(
+            loop.flow.ui_content,
+            loop.task_input,
+            f"/review/{quote(loop.name)}/submit",
+            self.presigner(request),
+        )
+        return _page(loop_name, self._task_html(loop, again, error), 400)
+
+    def task_ui_template(self, request: Request, ui_name: str) -> Response:
+        """The raw template of a human task UI (DescribeHumanTaskUi's UiTemplate.Url)."""
+        denied, _ = self._guard(request, api=True)
+        if denied:
+            return denied
+        with self.engine.lock:
+            uis = [ui for (_, name), ui in self.engine.task_uis.items() if name == ui_name]
+        if not uis:
+            return _json({"error": f"Human task UI {ui_name} does not exist."}, 404)
+        return Response(uis[0].content, content_type="text/plain; charset=utf-8")
+
+    # ---- JSON API -----------------------------------------------------------------------------
+    def _loop_json(self, request: Request, loop: HumanLoop) -> dict:
+        return {
+            "name": loop.name,
+            "arn": loop.arn,
+            "status": loop.status,
+            "flowDefinitionArn": loop.flow.arn,
+            "flowDefinitionName": loop.flow.name,
+            "title": loop.flow.title,
+            "creationTime": loop.created.isoformat(),
+            "inputContent": loop.task_input,
+            "answers": len(loop.answers),
+            "taskCount": loop.flow.task_count,
+            "outputS3Uri": loop.output_s3_uri,
+            "failureReason": loop.failure_reason,
+            "taskUrl": f"{request.host_url.rstrip('/')}/review/{quote(loop.name)}",
+        }
+
+    def api_list(self, request: Request) -> Response:
+        denied, _ = self._guard(request, api=True)
+        if denied:
+            return denied
+        loops = self.engine.all_loops(request.args.get("status") or None)
+        flow = request.args.get("flowDefinitionArn")
+        if flow:
+            loops = [loop for loop in loops if loop.flow.arn == flow]
+        return _json([self._loop_json(request, loop) for loop in loops])
+
+    def api_get(self, request: Request, loop_name: str) -> Response:
+        denied, _ = self._guard(request, api=True)
+        if denied:
+            return denied
+        try:
+            return _json(self._loop_json(request, self.engine.find_loop(loop_name)))
+        except A2IError as exc:
+            return _json({"error": exc.message}, _STATUS.get(exc.kind, 400))
+
+    def api_answer(self, request: Request, loop_name: str) -> Response:
+        denied, _ = self._guard(request, api=True)
+        if denied:
+            return denied
+        if request.method != "POST":
+            return _json({"error": 'POST {"answers": {...}, "workerId": "..."}'}, 405)
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("answers"), dict):
+            return _json({"error": 'the body must be JSON {"answers": {...}, "workerId": "..."}'}, 400)
+        accepted = None
+        if body.get("acceptanceTime"):
+            try:
+                accepted = dt.datetime.fromisoformat(str(body["acceptanceTime"]).replace("Z", "+00:00"))
+            except ValueError:
+                return _json({"error": "acceptanceTime must be an ISO 8601 timestamp"}, 400)
+            if accepted.tzinfo is None:
+                accepted = accepted.replace(tzinfo=dt.UTC)
+        try:
+            loop = self.engine.submit(
+                loop_name, str(body.get("workerId") or "twin-api-worker"), body["answers"], accepted
+            )
+        except A2IError as exc:
+            return _json({"error": exc.message}, _STATUS.get(exc.kind, 400))
+        return _json(self._loop_json(request, loop))
