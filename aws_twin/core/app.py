@@ -9,12 +9,14 @@ server application.
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import json
 import logging
 import re
 import threading
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import boto3
 from botocore.config import Config
@@ -88,8 +90,10 @@ def guess_operation(service: str, request: Request) -> str:
         return request.path.rstrip("/").rsplit("/", 1)[-1]
     if "Action" in request.args:
         return request.args["Action"]
-    if request.mimetype == "application/x-www-form-urlencoded" and "Action" in request.form:
-        return request.form["Action"]
+    if request.mimetype == "application/x-www-form-urlencoded":
+        action = parse_qs(request.get_data(cache=True).decode("utf-8", "replace")).get("Action")
+        if action:
+            return action[0]
     if service == "s3":
         has_key = "/" in request.path.strip("/")
         verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head", "POST": "Post"}
@@ -228,7 +232,7 @@ class Twin:
             try:
                 endpoint, values = adapter.match()
             except HTTPException:
-                return self.moto_app
+                return _MotoCall(self.moto_app, "s3", request)
             return endpoint(request, **values)
         service = resolve_service(signing, request)
         if access_key != INTERNAL_ACCESS_KEY:
@@ -240,7 +244,7 @@ class Twin:
                 return serialize_error(protocol, err)
         owners = self.by_model.get(service)
         if not owners:
-            return _MotoCall(self.moto_app, service)
+            return _MotoCall(self.moto_app, service, request)
         return self.dispatch(request, service, region, owners)
 
     def dispatch(self, request: Request, service: str, region: str, owners: list[TwinService]):
@@ -256,7 +260,7 @@ class Twin:
                     break
             else:
                 if any(s.moto_fallthrough for s in owners):
-                    return _MotoCall(self.moto_app, service)
+                    return _MotoCall(self.moto_app, service, request)
                 raise NotImplementedByTwin(service, wire.operation)
             ctx = RequestContext(self, service, wire.operation, region, request)
             op = models.operation_model(service, wire.operation)
@@ -315,12 +319,17 @@ class Twin:
 class _MotoCall:
     """Forward to moto; turn its 'not implemented' crashes into an AWS-shaped error."""
 
-    def __init__(self, moto_app, service: str):
+    def __init__(self, moto_app, service: str, request: Request):
         self.moto_app = moto_app
         self.service = service
+        self.request = request
 
     def __call__(self, environ, start_response):
         captured: dict[str, Any] = {}
+        # the twin may have read the body already (operation name, fault rules): hand moto a fresh stream
+        body_in = self.request.get_data(cache=True)
+        environ["wsgi.input"] = io.BytesIO(body_in)
+        environ["CONTENT_LENGTH"] = str(len(body_in))
 
         def capture(status, headers, exc_info=None):
             captured["status"] = status

@@ -1,0 +1,108 @@
+"""The twin's framework: routing by credential scope, moto fall-through, AWS-shaped errors,
+control endpoints and the output-shape validator."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+
+from aws_twin.core import models
+from aws_twin.core.faults import FaultInjector, FaultRule
+from aws_twin.core.validate import validate
+
+
+def test_s3_falls_through_to_moto(twin, bucket):
+    s3 = twin.client("s3")
+    s3.put_object(Bucket=bucket, Key="a/b.txt", Body=b"hello twin")
+    assert s3.get_object(Bucket=bucket, Key="a/b.txt")["Body"].read() == b"hello twin"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["a/b.txt"]
+
+
+def test_query_and_json_services_fall_through(twin):
+    iam = twin.client("iam")
+    role = iam.create_role(RoleName="core-test-role", AssumeRolePolicyDocument="{}")["Role"]
+    assert role["Arn"].endswith(":role/core-test-role")
+    ddb = twin.client("dynamodb")
+    ddb.create_table(
+        TableName="core-test",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName="core-test", Item={"pk": {"S": "x"}, "v": {"N": "1"}})
+    assert ddb.get_item(TableName="core-test", Key={"pk": {"S": "x"}})["Item"]["v"] == {"N": "1"}
+    assert twin.client("sts").get_caller_identity()["Account"] == "123456789012"
+
+
+def test_unimplemented_operation_is_an_aws_error_naming_it(twin):
+    rekognition = twin.client("rekognition", config=Config(retries={"max_attempts": 1}))
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        rekognition.describe_projects()
+    err = info.value.response["Error"]
+    assert err["Code"] == "NotImplemented"
+    assert "rekognition.DescribeProjects" in err["Message"]
+
+
+def test_control_endpoints(twin):
+    state = twin.control("state")
+    assert state["url"] == twin.url
+    assert "services" in state and "faults" in state
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"{twin.url}/_twin/nope")
+    assert info.value.code == 404
+    assert json.loads(info.value.read())["error"].startswith("no control endpoint")
+    bad = urllib.request.Request(
+        f"{twin.url}/_twin/faults", data=json.dumps({"specs": ["s3:*:bogus=1"]}).encode(), method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(bad)
+    assert info.value.code == 400
+
+
+def test_injected_s3_throttling_uses_s3_error_shape(twin, bucket):
+    s3 = twin.client("s3", config=Config(retries={"max_attempts": 1}))
+    twin.set_faults("s3:GetObject:throttle=1")
+    try:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+        with pytest.raises(botocore.exceptions.ClientError) as info:
+            s3.get_object(Bucket=bucket, Key="k")
+        assert info.value.response["Error"]["Code"] == "SlowDown"
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    finally:
+        twin.control("faults", "DELETE")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+
+
+def test_fault_rule_parsing_and_token_bucket():
+    rule = FaultRule.parse("textract:AnalyzeExpense:rps=2,throttle=0.25,latency=10")
+    assert (rule.service, rule.operation, rule.rps, rule.throttle_rate, rule.latency_ms) == (
+        "textract",
+        "AnalyzeExpense",
+        2.0,
+        0.25,
+        10.0,
+    )
+    with pytest.raises(ValueError, match="unknown setting"):
+        FaultRule.parse("s3:*:speed=3")
+    injector = FaultInjector([FaultRule.parse("glue:*:rps=3")], seed=1)
+    decisions = [injector.decide("glue", "GetJob")[0] for _ in range(10)]
+    # a burst of 10 against a 3 rps bucket: the first 3 pass, the rest are throttled
+    assert decisions[:3] == [None, None, None]
+    assert decisions[3:] == ["throttle"] * 7
+    assert injector.decide("s3", "GetObject") == (None, 0.0)
+
+
+def test_validator_finds_wrong_members_types_and_enums():
+    shape = models.operation_model("sagemaker", "DescribeTrainingJob").output_shape
+    problems = validate(shape, {"TrainingJobName": "x", "TrainingJobStatus": "Running", "Bogus": 1})
+    text = "\n".join(problems)
+    assert "Bogus: not a member" in text
+    assert "'Running' not in enum" in text
+    assert "required member" in text  # TrainingJobArn, ModelArtifacts, ... missing
+    assert validate(shape.members["TrainingJobName"], 5) == ["$: expected string, got int"]
