@@ -1,0 +1,301 @@
+"""SageMaker operations (the ``sagemaker`` model): training jobs, models, endpoint configs,
+endpoints and the model registry. Other SageMaker operations fall through to moto; A2I's flow
+definitions and human task UIs are another class on the same model.
+
+Errors follow what SageMaker answers: an unknown training job / model / endpoint / endpoint config
+/ package is a ``ValidationException`` (the provider's existence checks and botocore's waiters rely
+on it); a duplicate training job name is ``ResourceInUse``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+
+from ...core.errors import AwsError
+from ...core.service import TwinService
+from .hosting import HostingEngine
+from .registry import Registry
+from .training import TrainingEngine, TrainingJob, default_scratch, now
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"twin:{offset}".encode()).decode()
+
+
+def _offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        if text.startswith("twin:"):
+            return int(text[5:])
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise AwsError("ValidationException", "Invalid pagination token.")
+
+
+def page(items: list, params: dict, default_max: int = 10) -> tuple[list, str | None]:
+    start = _offset(params.get("NextToken"))
+    size = int(params.get("MaxResults") or default_max)
+    chunk = items[start : start + size]
+    more = start + size < len(items)
+    return chunk, (_token(start + size) if more else None)
+
+
+def _aware(value):
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def filter_sort(
+    items: list, params: dict, *, name, created, modified=None, status=None, default_order="Ascending"
+):
+    """Apply the usual SageMaker list filters (NameContains, StatusEquals, time ranges) and sort."""
+    if params.get("NameContains"):
+        needle = params["NameContains"].lower()
+        items = [i for i in items if needle in name(i).lower()]
+    if params.get("StatusEquals") and status:
+        items = [i for i in items if status(i) == params["StatusEquals"]]
+    for key, getter, after in (
+        ("CreationTimeAfter", created, True),
+        ("CreationTimeBefore", created, False),
+        ("LastModifiedTimeAfter", modified, True),
+        ("LastModifiedTimeBefore", modified, False),
+    ):
+        if params.get(key) and getter:
+            bound = _aware(params[key])
+            items = [i for i in items if (getter(i) > bound if after else getter(i) < bound)]
+    sort_by = params.get("SortBy") or "CreationTime"
+    keyf = {"Name": lambda i: name(i), "Status": lambda i: status(i) if status else ""}.get(sort_by, created)
+    items = sorted(items, key=keyf, reverse=(params.get("SortOrder") or default_order) == "Descending")
+    return items
+
+
+class SageMakerService(TwinService):
+    model = "sagemaker"
+    moto_fallthrough = True
+
+    def reset(self) -> None:
+        old = getattr(self, "training", None)
+        if old is not None:
+            old.shutdown()
+        old_hosting = getattr(self, "hosting", None)
+        if old_hosting is not None:
+            old_hosting.shutdown()
+        self.registry = Registry()
+        self.training = TrainingEngine(self.twin, default_scratch(self.twin))
+        self.hosting = HostingEngine(self.twin, self.registry)
+
+    def state(self) -> dict:
+        return {
+            "training_jobs": {n: j.status for n, j in sorted(self.training.jobs.items())},
+            "endpoints": {n: e.status for n, e in sorted(self.hosting.endpoints.items())},
+            "models": sorted(self.hosting.models),
+            "model_package_groups": sorted(self.registry.groups),
+            "captured_records": self.hosting.capture.written,
+        }
+
+    def shutdown(self) -> None:
+        self.training.shutdown()
+        self.hosting.shutdown()
+
+    # ---- training -------------------------------------------------------------------------
+    def _job(self, name: str) -> TrainingJob:
+        job = self.training.jobs.get(name)
+        if job is None:
+            raise AwsError("ValidationException", "Requested resource not found.")
+        return job
+
+    def create_training_job(self, ctx, params):
+        name = params["TrainingJobName"]
+        arn = ctx.arn(f"training-job/{name.lower()}")
+        output = params.get("OutputDataConfig") or {}
+        if not str(output.get("S3OutputPath", "")).startswith("s3://"):
+            raise AwsError("ValidationException", "OutputDataConfig.S3OutputPath must be an s3:// URI.")
+        algo = params.get("AlgorithmSpecification") or {}
+        if not algo.get("TrainingImage") and not algo.get("AlgorithmName"):
+            raise AwsError(
+                "ValidationException", "AlgorithmSpecification needs a TrainingImage or an AlgorithmName."
+            )
+        with self.training.lock:
+            if name in self.training.jobs:
+                raise AwsError(
+                    "ResourceInUse",
+                    "Training job names must be unique within an AWS account and region, and a training job "
+                    f"with this name already exists ({arn})",
+                )
+            job = TrainingJob(
+                name=name, arn=arn, region=ctx.region, request=copy.deepcopy(params), creation_time=now()
+            )
+            self.training.start(job)
+        return {"TrainingJobArn": arn}
+
+    def describe_training_job(self, ctx, params):
+        return self._job(params["TrainingJobName"]).describe()
+
+    def stop_training_job(self, ctx, params):
+        job = self._job(params["TrainingJobName"])
+        if job.status != "InProgress":
+            raise AwsError(
+                "ValidationException",
+                f"The request was rejected because the training job is in status {job.status}.",
+            )
+        self.training.stop(job)
+        return {}
+
+    def list_training_jobs(self, ctx, params):
+        jobs = filter_sort(
+            list(self.training.jobs.values()),
+            params,
+            name=lambda j: j.name,
+            created=lambda j: j.creation_time,
+            modified=lambda j: j.last_modified or j.creation_time,
+            status=lambda j: j.status,
+        )
+        chunk, token = page(jobs, params)
+        out = {"TrainingJobSummaries": [j.summary() for j in chunk]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # ---- models ---------------------------------------------------------------------------
+    def create_model(self, ctx, params):
+        return {"ModelArn": self.hosting.create_model(ctx, params).arn}
+
+    def describe_model(self, ctx, params):
+        return self.hosting.model(ctx, params["ModelName"]).describe()
+
+    def delete_model(self, ctx, params):
+        self.hosting.delete_model(ctx, params["ModelName"])
+        return {}
+
+    def list_models(self, ctx, params):
+        items = filter_sort(
+            list(self.hosting.models.values()),
+            params,
+            name=lambda m: m.name,
+            created=lambda m: m.creation_time,
+            default_order="Descending",
+        )
+        chunk, token = page(items, params)
+        out = {
+            "Models": [
+                {"ModelName": m.name, "ModelArn": m.arn, "CreationTime": m.creation_time} for m in chunk
+            ]
+        }
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # ---- endpoint configs -----------------------------------------------------------------
+    def create_endpoint_config(self, ctx, params):
+        return {"EndpointConfigArn": self.hosting.create_config(ctx, params).arn}
+
+    def describe_endpoint_config(self, ctx, params):
+        return self.hosting.config(ctx, params["EndpointConfigName"]).describe()
+
+    def delete_endpoint_config(self, ctx, params):
+        self.hosting.delete_config(ctx, params["EndpointConfigName"])
+        return {}
+
+    def list_endpoint_configs(self, ctx, params):
+        items = filter_sort(
+            list(self.hosting.configs.values()),
+            params,
+            name=lambda c: c.name,
+            created=lambda c: c.creation_time,
+            default_order="Descending",
+        )
+        chunk, token = page(items, params)
+        out = {
+            "EndpointConfigs": [
+                {"EndpointConfigName": c.name, "EndpointConfigArn": c.arn, "CreationTime": c.creation_time}
+                for c in chunk
+            ]
+        }
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # ---- endpoints ------------------------------------------------------------------------
+    def create_endpoint(self, ctx, params):
+        return {"EndpointArn": self.hosting.create_endpoint(ctx, params).arn}
+
+    def update_endpoint(self, ctx, params):
+        return {"EndpointArn": self.hosting.update_endpoint(ctx, params).arn}
+
+    def describe_endpoint(self, ctx, params):
+        return self.hosting.endpoint(ctx, params["EndpointName"]).describe()
+
+    def delete_endpoint(self, ctx, params):
+        self.hosting.delete_endpoint(ctx, params["EndpointName"])
+        return {}
+
+    def list_endpoints(self, ctx, params):
+        items = filter_sort(
+            list(self.hosting.endpoints.values()),
+            params,
+            name=lambda e: e.name,
+            created=lambda e: e.creation_time,
+            modified=lambda e: e.last_modified or e.creation_time,
+            status=lambda e: e.status,
+            default_order="Descending",
+        )
+        chunk, token = page(items, params)
+        out = {"Endpoints": [e.summary() for e in chunk]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # ---- model registry -------------------------------------------------------------------
+    def create_model_package_group(self, ctx, params):
+        return {"ModelPackageGroupArn": self.registry.create_group(ctx, params).arn}
+
+    def describe_model_package_group(self, ctx, params):
+        return self.registry.group(ctx, params["ModelPackageGroupName"]).describe()
+
+    def delete_model_package_group(self, ctx, params):
+        self.registry.delete_group(ctx, params["ModelPackageGroupName"])
+        return {}
+
+    def list_model_package_groups(self, ctx, params):
+        items = filter_sort(
+            list(self.registry.groups.values()),
+            params,
+            name=lambda g: g.name,
+            created=lambda g: g.creation_time,
+        )
+        chunk, token = page(items, params)
+        out = {"ModelPackageGroupSummaryList": [g.summary() for g in chunk]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    def create_model_package(self, ctx, params):
+        return {"ModelPackageArn": self.registry.create_package(ctx, params).arn}
+
+    def describe_model_package(self, ctx, params):
+        return self.registry.package(ctx, params["ModelPackageName"]).describe()
+
+    def update_model_package(self, ctx, params):
+        return {"ModelPackageArn": self.registry.update_package(ctx, params).arn}
+
+    def delete_model_package(self, ctx, params):
+        self.registry.delete_package(ctx, params["ModelPackageName"])
+        return {}
+
+    def list_model_packages(self, ctx, params):
+        items = filter_sort(
+            self.registry.list_packages(params),
+            {k: v for k, v in params.items() if k != "NameContains"},
+            name=lambda p: p.name,
+            created=lambda p: p.creation_time,
+        )
+        chunk, token = page(items, params)
+        out = {"ModelPackageSummaryList": [p.summary() for p in chunk]}
+        if token:
+            out["NextToken"] = token
+        return out

@@ -1,0 +1,433 @@
+"""Hosting: models, endpoint configurations, endpoints, and the boosters they serve.
+
+CreateEndpoint -> Creating -> InService once every production variant's model is loaded (its
+PrimaryContainer / first Container's ModelDataUrl, or the ModelDataUrl of the ModelPackageName's
+InferenceSpecification), or Failed with a FailureReason when the image is not the built-in XGBoost
+or the artifact cannot be downloaded or loaded. UpdateEndpoint -> Updating (the old variants keep
+serving) -> InService with the new ones; a failed update rolls back (InService on the old config,
+FailureReason set), as SageMaker does. Loaded boosters stay in memory per endpoint; xgboost is
+imported on the first load, never at twin start-up.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import io
+import logging
+import random
+import tarfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...core.errors import AwsError
+from .capture import CaptureWriter
+from .images import NOT_XGBOOST, xgboost_version
+from .registry import Registry
+from .training import split_s3
+
+log = logging.getLogger("aws_twin.sagemaker")
+UTC = dt.UTC
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+@dataclass
+class Model:
+    name: str
+    arn: str
+    request: dict
+    creation_time: dt.datetime
+
+    def describe(self) -> dict:
+        req = self.request
+        out = {
+            "ModelName": self.name,
+            "PrimaryContainer": copy.deepcopy(req.get("PrimaryContainer")),
+            "Containers": copy.deepcopy(req.get("Containers")),
+            "InferenceExecutionConfig": req.get("InferenceExecutionConfig"),
+            "ExecutionRoleArn": req.get("ExecutionRoleArn"),
+            "VpcConfig": req.get("VpcConfig"),
+            "CreationTime": self.creation_time,
+            "ModelArn": self.arn,
+            "EnableNetworkIsolation": bool(req.get("EnableNetworkIsolation", False)),
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+    def container(self) -> dict:
+        req = self.request
+        return req.get("PrimaryContainer") or (req.get("Containers") or [{}])[0]
+
+
+@dataclass
+class EndpointConfig:
+    name: str
+    arn: str
+    request: dict
+    creation_time: dt.datetime
+
+    def describe(self) -> dict:
+        req = self.request
+        out = {
+            "EndpointConfigName": self.name,
+            "EndpointConfigArn": self.arn,
+            "ProductionVariants": copy.deepcopy(req["ProductionVariants"]),
+            "DataCaptureConfig": copy.deepcopy(req.get("DataCaptureConfig")),
+            "KmsKeyId": req.get("KmsKeyId"),
+            "CreationTime": self.creation_time,
+            "AsyncInferenceConfig": req.get("AsyncInferenceConfig"),
+            "ExecutionRoleArn": req.get("ExecutionRoleArn"),
+            "VpcConfig": req.get("VpcConfig"),
+            "EnableNetworkIsolation": req.get("EnableNetworkIsolation"),
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass
+class Variant:
+    name: str
+    model_name: str
+    image: str
+    booster: Any
+    weight: float
+    instance_count: int
+    loaded_at: dt.datetime
+
+
+@dataclass
+class Endpoint:
+    name: str
+    arn: str
+    config_name: str
+    creation_time: dt.datetime
+    status: str = "Creating"
+    failure_reason: str | None = None
+    last_modified: dt.datetime | None = None
+    variants: list[Variant] = field(default_factory=list)
+    capture: dict | None = None  # the DataCaptureConfig being honoured
+    generation: int = 0
+
+    def describe(self) -> dict:
+        out: dict[str, Any] = {
+            "EndpointName": self.name,
+            "EndpointArn": self.arn,
+            "EndpointConfigName": self.config_name,
+            "EndpointStatus": self.status,
+            "FailureReason": self.failure_reason,
+            "CreationTime": self.creation_time,
+            "LastModifiedTime": self.last_modified or self.creation_time,
+        }
+        if self.variants:
+            out["ProductionVariants"] = [
+                {
+                    "VariantName": v.name,
+                    "DeployedImages": [
+                        {"SpecifiedImage": v.image, "ResolvedImage": v.image, "ResolutionTime": v.loaded_at}
+                    ],
+                    "CurrentWeight": v.weight,
+                    "DesiredWeight": v.weight,
+                    "CurrentInstanceCount": v.instance_count,
+                    "DesiredInstanceCount": v.instance_count,
+                }
+                for v in self.variants
+            ]
+        cap = self.capture
+        if cap:
+            out["DataCaptureConfig"] = {
+                "EnableCapture": bool(cap.get("EnableCapture", True)),
+                "CaptureStatus": "Started" if cap.get("EnableCapture", True) else "Stopped",
+                "CurrentSamplingPercentage": int(cap.get("InitialSamplingPercentage", 100)),
+                "DestinationS3Uri": cap["DestinationS3Uri"],
+                "KmsKeyId": cap.get("KmsKeyId", ""),
+            }
+        return {k: v for k, v in out.items() if v is not None}
+
+    def summary(self) -> dict:
+        return {
+            "EndpointName": self.name,
+            "EndpointArn": self.arn,
+            "CreationTime": self.creation_time,
+            "LastModifiedTime": self.last_modified or self.creation_time,
+            "EndpointStatus": self.status,
+        }
+
+
+class LoadError(Exception):
+    pass
+
+
+class HostingEngine:
+    def __init__(self, twin, registry: Registry):
+        self.twin = twin
+        self.registry = registry
+        self.lock = threading.RLock()
+        self.models: dict[str, Model] = {}
+        self.configs: dict[str, EndpointConfig] = {}
+        self.endpoints: dict[str, Endpoint] = {}
+        self.capture = CaptureWriter(lambda: twin.client("s3"))
+        self._random = random.Random()
+
+    # ---- models and configs ---------------------------------------------------------------
+    def create_model(self, ctx, params: dict) -> Model:
+        name = params["ModelName"]
+        arn = ctx.arn(f"model/{name.lower()}")
+        containers = (
+            [params["PrimaryContainer"]] if params.get("PrimaryContainer") else params.get("Containers") or []
+        )
+        if not containers:
+            raise AwsError("ValidationException", "Either PrimaryContainer or Containers must be provided.")
+        for container in containers:
+            if container.get("ModelPackageName"):
+                self.registry.package(ctx, container["ModelPackageName"])  # must exist
+            elif not container.get("Image"):
+                raise AwsError("ValidationException", "A container needs an Image or a ModelPackageName.")
+        with self.lock:
+            if name in self.models:
+                raise AwsError("ValidationException", f'Cannot create already existing model "{arn}".')
+            model = Model(name, arn, copy.deepcopy(params), now())
+            self.models[name] = model
+        return model
+
+    def model(self, ctx, name: str) -> Model:
+        with self.lock:
+            model = self.models.get(name)
+        if model is None:
+            raise AwsError(
+                "ValidationException", f'Could not find model "{ctx.arn(f"model/{name.lower()}")}".'
+            )
+        return model
+
+    def delete_model(self, ctx, name: str) -> None:
+        self.model(ctx, name)
+        with self.lock:
+            self.models.pop(name, None)
+
+    def create_config(self, ctx, params: dict) -> EndpointConfig:
+        name = params["EndpointConfigName"]
+        arn = ctx.arn(f"endpoint-config/{name.lower()}")
+        variants = params.get("ProductionVariants") or []
+        if not variants:
+            raise AwsError("ValidationException", "ProductionVariants must contain at least one variant.")
+        seen = set()
+        for variant in variants:
+            if variant["VariantName"] in seen:
+                raise AwsError("ValidationException", f"Duplicate VariantName {variant['VariantName']}.")
+            seen.add(variant["VariantName"])
+            if not variant.get("ModelName"):
+                raise AwsError("ValidationException", f"Variant {variant['VariantName']} has no ModelName.")
+            self.model(ctx, variant["ModelName"])
+        capture = params.get("DataCaptureConfig")
+        if capture and not str(capture.get("DestinationS3Uri", "")).startswith("s3://"):
+            raise AwsError("ValidationException", "DataCaptureConfig.DestinationS3Uri must be an s3:// URI.")
+        with self.lock:
+            if name in self.configs:
+                raise AwsError(
+                    "ValidationException", f'Cannot create already existing endpoint configuration "{arn}".'
+                )
+            config = EndpointConfig(name, arn, copy.deepcopy(params), now())
+            self.configs[name] = config
+        return config
+
+    def config(self, ctx, name: str) -> EndpointConfig:
+        with self.lock:
+            config = self.configs.get(name)
+        if config is None:
+            arn = ctx.arn(f"endpoint-config/{name.lower()}")
+            raise AwsError("ValidationException", f'Could not find endpoint configuration "{arn}".')
+        return config
+
+    def delete_config(self, ctx, name: str) -> None:
+        self.config(ctx, name)
+        with self.lock:
+            self.configs.pop(name, None)
+
+    # ---- endpoints ------------------------------------------------------------------------
+    def endpoint(self, ctx, name: str) -> Endpoint:
+        with self.lock:
+            endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            arn = ctx.arn(f"endpoint/{name.lower()}")
+            raise AwsError("ValidationException", f'Could not find endpoint "{arn}".')
+        return endpoint
+
+    def create_endpoint(self, ctx, params: dict) -> Endpoint:
+        name = params["EndpointName"]
+        arn = ctx.arn(f"endpoint/{name.lower()}")
+        config = self.config(ctx, params["EndpointConfigName"])
+        with self.lock:
+            if name in self.endpoints:
+                raise AwsError("ValidationException", f'Cannot create already existing endpoint "{arn}".')
+            endpoint = Endpoint(name, arn, config.name, now())
+            self.endpoints[name] = endpoint
+        self.twin.background(self._deploy, ctx, endpoint, config, endpoint.generation)
+        return endpoint
+
+    def update_endpoint(self, ctx, params: dict) -> Endpoint:
+        endpoint = self.endpoint(ctx, params["EndpointName"])
+        config = self.config(ctx, params["EndpointConfigName"])
+        with self.lock:
+            if endpoint.status != "InService":
+                raise AwsError(
+                    "ValidationException",
+                    f'Cannot update in-progress endpoint "{endpoint.arn}".'
+                    if endpoint.status in ("Creating", "Updating", "RollingBack")
+                    else f'Cannot update endpoint "{endpoint.arn}" in status {endpoint.status}.',
+                )
+            endpoint.status = "Updating"
+            endpoint.failure_reason = None
+            endpoint.last_modified = now()
+            endpoint.generation += 1
+            generation = endpoint.generation
+        self.twin.background(self._deploy, ctx, endpoint, config, generation)
+        return endpoint
+
+    def delete_endpoint(self, ctx, name: str) -> None:
+        endpoint = self.endpoint(ctx, name)
+        with self.lock:
+            self.endpoints.pop(name, None)
+            endpoint.generation += 1
+            endpoint.status = "Deleting"
+        self.capture.flush(endpoint=name)
+
+    def _deploy(self, ctx, endpoint: Endpoint, config: EndpointConfig, generation: int) -> None:
+        updating = endpoint.status == "Updating"
+        try:
+            variants = [self._load_variant(ctx, v) for v in config.request["ProductionVariants"]]
+        except LoadError as exc:
+            with self.lock:
+                if endpoint.generation != generation:
+                    return
+                endpoint.failure_reason = str(exc)
+                endpoint.status = "InService" if updating else "Failed"
+                endpoint.last_modified = now()
+            return
+        except Exception as exc:  # a twin bug: fail the endpoint readably
+            log.exception("deploying endpoint %s failed", endpoint.name)
+            with self.lock:
+                if endpoint.generation == generation:
+                    endpoint.failure_reason = (
+                        f"the twin failed to deploy the endpoint: {type(exc).__name__}: {exc}"
+                    )
+                    endpoint.status = "InService" if updating else "Failed"
+            return
+        with self.lock:
+            if endpoint.generation != generation:
+                return
+            endpoint.variants = variants
+            endpoint.config_name = config.name
+            capture = config.request.get("DataCaptureConfig")
+            endpoint.capture = copy.deepcopy(capture) if capture else None
+            endpoint.status = "InService"
+            endpoint.failure_reason = None
+            endpoint.last_modified = now()
+
+    def _resolve_container(self, ctx, model: Model) -> dict:
+        container = dict(model.container())
+        package_name = container.get("ModelPackageName")
+        if package_name:
+            try:
+                package = self.registry.package(ctx, package_name)
+            except AwsError as exc:
+                raise LoadError(
+                    f"Model package {package_name} of model {model.name} is gone: {exc.message}"
+                ) from None
+            inner = package.containers()
+            if not inner:
+                raise LoadError(f"Model package {package.arn} has no InferenceSpecification containers.")
+            container = {**inner[0], **{k: v for k, v in container.items() if k != "ModelPackageName"}}
+        return container
+
+    def _load_variant(self, ctx, spec: dict) -> Variant:
+        name = spec["VariantName"]
+        model = self.models.get(spec["ModelName"])
+        if model is None:
+            raise LoadError(f"Model {spec['ModelName']} of production variant {name} was deleted.")
+        container = self._resolve_container(ctx, model)
+        image = container.get("Image", "")
+        if xgboost_version(image) is None:
+            raise LoadError(f"Production variant {name}: " + NOT_XGBOOST.format(image=image))
+        url = container.get("ModelDataUrl") or (container.get("ModelDataSource") or {}).get(
+            "S3DataSource", {}
+        ).get("S3Uri")
+        if not url:
+            raise LoadError(f"Production variant {name}: model {model.name} has no ModelDataUrl.")
+        booster = self.load_booster(url, name)
+        return Variant(
+            name=name,
+            model_name=model.name,
+            image=image,
+            booster=booster,
+            weight=float(spec.get("InitialVariantWeight", 1.0)),
+            instance_count=int(spec.get("InitialInstanceCount") or 1),
+            loaded_at=now(),
+        )
+
+    def load_booster(self, url: str, variant: str):
+        try:
+            bucket, key = split_s3(url)
+            data = self.twin.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            raise LoadError(
+                f"Failed to download model data (bucket: {url[5:].partition('/')[0]}, key: "
+                f"{url[5:].partition('/')[2]}): {code}. Please ensure that there is an object located at the "
+                "URL and that the role passed to CreateModel has permissions to download the model."
+            ) from None
+        raw = data
+        if data[:2] == b"\x1f\x8b" or url.endswith((".tar.gz", ".tgz", ".tar")):
+            try:
+                with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+                    members = [m for m in tar.getmembers() if m.isfile()]
+                    chosen = next((m for m in members if m.name.split("/")[-1] == "xgboost-model"), None)
+                    if chosen is None and len(members) == 1:
+                        chosen = members[0]
+                    if chosen is None:
+                        names = ", ".join(m.name for m in members) or "nothing"
+                        raise LoadError(
+                            f"Production variant {variant}: {url} holds {names}; expected a file named xgboost-model."
+                        )
+                    raw = tar.extractfile(chosen).read()
+            except tarfile.TarError as exc:
+                raise LoadError(
+                    f"Production variant {variant}: {url} is not a tar.gz archive: {exc}"
+                ) from None
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        try:
+            booster.load_model(bytearray(raw))
+        except xgb.core.XGBoostError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown format"
+            raise LoadError(
+                f"Production variant {variant}: the model in {url} could not be loaded by XGBoost: {first}"
+            ) from None
+        return booster
+
+    # ---- invocation -----------------------------------------------------------------------
+    def pick_variant(self, endpoint: Endpoint, target: str | None) -> Variant:
+        variants = endpoint.variants
+        if target:
+            for v in variants:
+                if v.name == target:
+                    return v
+            raise AwsError(
+                "ValidationError",
+                f"TargetVariant {target} is not a production variant of endpoint {endpoint.name}.",
+            )
+        if len(variants) == 1:
+            return variants[0]
+        total = sum(v.weight for v in variants)
+        if total <= 0:
+            return variants[0]
+        roll = self._random.random() * total
+        for v in variants:
+            roll -= v.weight
+            if roll < 0:
+                return v
+        return variants[-1]
+
+    def shutdown(self) -> None:
+        self.capture.shutdown()
