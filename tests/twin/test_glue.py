@@ -225,6 +225,41 @@ def test_max_concurrent_runs_and_batch_stop(glue, s3, gbucket):
     assert _wait(glue, job, second["JobRunId"], timeout=30)["JobRunState"] == "STOPPED"
 
 
+def test_max_retries_starts_new_attempts(glue, s3, gbucket):
+    job = _job(glue, s3, gbucket, FAILING, MaxRetries=1)
+    first = glue.start_job_run(JobName=job, Arguments={"--missing": "1"})["JobRunId"]
+    assert _wait(glue, job, first)["JobRunState"] == "FAILED"
+    deadline = time.monotonic() + 60
+    while len(runs := glue.get_job_runs(JobName=job)["JobRuns"]) < 2:
+        assert time.monotonic() < deadline, "no retry attempt"
+        time.sleep(0.2)
+    retry = _wait(glue, job, runs[0]["Id"])
+    assert retry["Attempt"] == 1 and retry["PreviousRunId"] == first
+    assert retry["JobRunState"] == "FAILED" and retry["Arguments"] == {"--missing": "1"}
+    time.sleep(1)
+    assert len(glue.get_job_runs(JobName=job)["JobRuns"]) == 2  # MaxRetries=1: no third attempt
+
+
+def test_timeout_kills_the_run(tmp_path):
+    """A twin of its own where a Timeout minute lasts three seconds (AWS_TWIN_GLUE_MINUTE_SECONDS)."""
+    from aws_twin.testing import start_twin
+
+    fast = start_twin(0, env={"AWS_TWIN_GLUE_MINUTE_SECONDS": "3"}, log_path=str(tmp_path / "twin.log"))
+    try:
+        s3, glue = fast.client("s3"), fast.client("glue")
+        s3.create_bucket(Bucket="timeout-bucket")
+        job = _job(glue, s3, "timeout-bucket", SLEEPER, Timeout=1)
+        args = {"--bucket": "timeout-bucket", "--key": "pid"}
+        run = _wait(glue, job, glue.start_job_run(JobName=job, Arguments=args)["JobRunId"], timeout=60)
+        assert run["JobRunState"] == "TIMEOUT" and run["Timeout"] == 1
+        assert "timed out" in run["ErrorMessage"] and run["ExecutionTime"] < 30
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(s3.get_object(Bucket="timeout-bucket", Key="pid")["Body"].read()), 0)
+        assert not fast.control("state")["violations"]
+    finally:
+        fast.stop()
+
+
 # ---- the churn preprocessing job -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def churn_job(glue, s3, gbucket) -> str:
