@@ -398,6 +398,7 @@ def test_review_page_needs_the_token(twin, a2i, setup, token):
         assert index.status_code == 200
         assert f"/review/{name}" in index.text
         # the token now travels in a cookie
+        assert browser.get(f"{twin.url}/review", timeout=30).status_code == 200
         assert browser.get(f"{twin.url}/review/{name}", timeout=30).status_code == 200
     assert a2i.describe_human_loop(HumanLoopName=name)["HumanLoopStatus"] == "InProgress"
 
@@ -436,3 +437,21 @@ def test_review_page_renders_form_and_image(twin, a2i, setup, token):
         "field__VENDOR_NAME": "ACME Store",
         "document_unreadable": {"on": False},
     }
+
+
+def test_task_count_two_needs_two_workers(twin, sm, a2i, s3, setup, token):
+    flow_arn = _create_flow(
+        sm, _name("two-flow"), setup["ui_arn"], f"s3://{setup['bucket']}/two", TaskCount=2
+    )
+    name, _ = _start(a2i, setup, flow_arn=flow_arn)
+    assert _answer(twin, token, name, {"field__TOTAL": "12.50"}, worker="w-one").status_code == 200
+    assert a2i.describe_human_loop(HumanLoopName=name)["HumanLoopStatus"] == "InProgress"
+    assert _answer(twin, token, name, {"field__TOTAL": "12.50"}, worker="w-one").status_code == 409
+    assert _answer(twin, token, name, {"field__TOTAL": "12.05"}, worker="w-two").status_code == 200
+    desc = a2i.describe_human_loop(HumanLoopName=name)
+    assert desc["HumanLoopStatus"] == "Completed"
+    out = _read_output(s3, desc["HumanLoopOutput"]["OutputS3Uri"])
+    assert [(a["workerId"], a["answerContent"]["field__TOTAL"]) for a in out["humanAnswers"]] == [
+        ("w-one", "12.50"),
+        ("w-two", "12.05"),
+    ]

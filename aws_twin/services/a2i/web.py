@@ -93,7 +93,7 @@ class ReviewSite:
 
     def rules(self) -> list[Rule]:
         return [
-            Rule("/review/", endpoint=self.index),
+            Rule("/review/", endpoint=self.index, strict_slashes=False),
             Rule("/review/api/loops", endpoint=self.api_list),
             Rule("/review/api/loops/<loop_name>", endpoint=self.api_get),
             Rule("/review/api/loops/<loop_name>/answer", endpoint=self.api_answer),
