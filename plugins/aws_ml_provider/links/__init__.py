@@ -1,0 +1,1 @@
+"""AWS console links (``BaseAwsLink`` subclasses) for the provider's operators."""

@@ -1,0 +1,1 @@
+"""Sensors of aws_ml_provider."""

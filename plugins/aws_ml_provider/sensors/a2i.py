@@ -1,0 +1,160 @@
+"""Sensor for Amazon A2I human loops: waits (deferrable, for hours or days, holding no worker) until
+one or many loops are Completed, and reports Stopped / Failed loops with their reason."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import AirflowException, PokeReturnValue, conf
+
+from ..hooks.a2i import LOOP_DONE, LOOP_RUNNING_STATES, A2IRuntimeHook
+from ..links.a2i import A2IHumanLoopLink
+from ..triggers.a2i import A2IHumanLoopsCompleteTrigger, describe_failures
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def loop_names(value: Any) -> list[str]:
+    """Loop names from a name, a ``A2IStartHumanLoopOperator`` result dict, or a list of either."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        if "human_loop_name" not in value:
+            raise ValueError(f"no human_loop_name in {value!r}")
+        return [str(value["human_loop_name"])]
+    names: list[str] = []
+    for item in value:
+        names.extend(loop_names(item))
+    return list(dict.fromkeys(names))
+
+
+def result_of(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sensor's XCom: every loop's state and the output URIs of the completed ones."""
+    return {
+        "human_loops": states,
+        "output_s3_uris": [
+            s["output_s3_uri"] for s in states if s["status"] == LOOP_DONE and s["output_s3_uri"]
+        ],
+        "completed": sum(1 for s in states if s["status"] == LOOP_DONE),
+        "failed": sum(1 for s in states if s["status"] not in (LOOP_DONE, *LOOP_RUNNING_STATES)),
+    }
+
+
+class A2IHumanLoopSensor(AwsBaseSensor[A2IRuntimeHook]):
+    """Wait until A2I human loops are Completed.
+
+    A loop that ends Failed or Stopped (or no longer exists) fails the task with an error naming
+    the loop, its status and FailureReason, unless ``allow_failed`` (then it is reported in the
+    result and the others are still awaited).
+
+    :param human_loop_names: a loop name, an ``A2IStartHumanLoopOperator`` result, or a list of
+        either (e.g. the output of a mapped start task) (templated)
+    :param allow_failed: do not fail on Failed / Stopped loops (default: False)
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``)
+    :param waiter_delay: seconds between checks when deferred (default: 3600)
+    :param waiter_max_attempts: checks before giving up when deferred (default: 336, two weeks)
+    :return: ``{"human_loops": [{"human_loop_name", "status", "output_s3_uri", "failure_reason",
+        "failure_code"}, ...], "output_s3_uris": [...], "completed": n, "failed": n}``
+    """
+
+    aws_hook_class = A2IRuntimeHook
+    template_fields: Sequence[str] = aws_template_fields("human_loop_names")
+    operator_extra_links = (A2IHumanLoopLink(),)
+
+    def __init__(
+        self,
+        *,
+        human_loop_names: Any,
+        allow_failed: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        waiter_delay: int = 3600,
+        waiter_max_attempts: int = 336,
+        **kwargs,
+    ):
+        kwargs.setdefault("poke_interval", 600)
+        kwargs.setdefault("timeout", 14 * 24 * 3600)
+        super().__init__(**kwargs)
+        self.human_loop_names = human_loop_names
+        self.allow_failed = allow_failed
+        self.deferrable = deferrable
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    def _names(self) -> list[str]:
+        names = loop_names(self.human_loop_names)
+        if not names:
+            raise AirflowException(f"{self.task_id}: no human loop names given ({self.human_loop_names!r})")
+        return names
+
+    def _states(self) -> list[dict[str, Any]]:
+        return [self.hook.human_loop_state(name) for name in self._names()]
+
+    def _check(self, states: list[dict[str, Any]]) -> bool:
+        """True when every loop has ended; raises on a failed loop unless ``allow_failed``."""
+        failed = [s for s in states if s["status"] not in (LOOP_DONE, *LOOP_RUNNING_STATES)]
+        if failed:
+            self.log.warning("%s", describe_failures(failed))
+            if not self.allow_failed:
+                raise AirflowException(describe_failures(failed))
+        running = [s["human_loop_name"] for s in states if s["status"] in LOOP_RUNNING_STATES]
+        if running:
+            self.log.info("%d of %d human loop(s) still in progress", len(running), len(states))
+        return not running
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        states = self._states()
+        if self._check(states):
+            return PokeReturnValue(is_done=True, xcom_value=result_of(states))
+        return False
+
+    def execute(self, context: Context) -> Any:
+        names = self._names()
+        if len(names) == 1:
+            self._persist_link(context, names[0])
+        if not self.deferrable:
+            return super().execute(context)
+        states = self._states()
+        if self._check(states):
+            return result_of(states)
+        self.defer(
+            trigger=A2IHumanLoopsCompleteTrigger(
+                human_loop_names=names,
+                allow_failed=self.allow_failed,
+                waiter_delay=self.waiter_delay,
+                waiter_max_attempts=self.waiter_max_attempts,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        event = validate_execute_complete_event(event)
+        if event.get("status") != "success":
+            raise AirflowException(f"{self.task_id}: {event.get('message')}")
+        return result_of(event["human_loops"])
+
+    def _persist_link(self, context: Context, name: str) -> None:
+        try:
+            flow = self.hook.describe_human_loop(name).get("FlowDefinitionArn", "")
+        except Exception:  # the link is a convenience; the sensor reports the loop itself
+            return
+        A2IHumanLoopLink.persist(
+            context=context,
+            operator=self,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            flow_definition_name=flow.rsplit("/", 1)[-1],
+            human_loop_name=name,
+        )

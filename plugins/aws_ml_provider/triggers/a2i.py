@@ -1,0 +1,228 @@
+"""Triggers for Amazon A2I human loops (custom waiter ``human_loop_completed`` in
+``waiters/a2i.json``). Human review takes hours or days: the defaults poll once an hour for two
+weeks, in the triggerer, holding no worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.providers.amazon.aws.utils.waiter_with_logging import RETRIABLE_ERROR_CODES
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from botocore.exceptions import NoCredentialsError, WaiterError
+
+from ..hooks.a2i import LOOP_DONE, A2IRuntimeHook, loop_state_from_description
+from . import AwsMlWaiterTrigger, awaitable_waiter
+
+log = logging.getLogger(__name__)
+
+WAITER = "human_loop_completed"
+
+
+def describe_failures(states: list[dict[str, Any]]) -> str:
+    """One line per loop that did not complete: name, status, reason and code."""
+    return "; ".join(
+        f"human loop {s['human_loop_name']} is {s['status']}"
+        + (f": {s['failure_reason']}" if s.get("failure_reason") else "")
+        + (f" ({s['failure_code']})" if s.get("failure_code") else "")
+        for s in states
+    )
+
+
+class A2IHumanLoopCompletedTrigger(AwsMlWaiterTrigger):
+    """Fire when one human loop is Completed (success) or Failed / Stopped / gone (error).
+
+    :param human_loop_name: the loop to watch
+    :param waiter_delay: seconds between attempts (default: 3600)
+    :param waiter_max_attempts: attempts before giving up (default: 336, two weeks hourly)
+    """
+
+    aws_hook_class = A2IRuntimeHook
+
+    def __init__(
+        self,
+        *,
+        human_loop_name: str,
+        waiter_delay: int = 3600,
+        waiter_max_attempts: int = 336,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+    ) -> None:
+        super().__init__(
+            serialized_fields={"human_loop_name": human_loop_name},
+            waiter_name=WAITER,
+            waiter_args={"HumanLoopName": human_loop_name},
+            failure_message=f"A2I human loop {human_loop_name} did not complete",
+            status_message=f"Status of A2I human loop {human_loop_name} is",
+            status_queries=["HumanLoopStatus", "FailureReason"],
+            return_key="human_loop_name",
+            return_value=human_loop_name,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
+        )
+
+
+class A2IHumanLoopsCompleteTrigger(BaseTrigger):
+    """Wait for many human loops at once (one trigger, one poll round every ``waiter_delay``).
+
+    Each round runs the ``human_loop_completed`` waiter once (one DescribeHumanLoop) for every loop
+    still in progress. Events:
+
+    - ``{"status": "success", "human_loops": [state, ...]}`` when every loop is Completed (or,
+      with ``allow_failed``, has ended in any way);
+    - ``{"status": "error", "message": ..., "human_loops": [...]}`` as soon as a loop is Failed,
+      Stopped or gone (unless ``allow_failed``), or when attempts run out.
+
+    A state is ``{"human_loop_name", "status", "output_s3_uri", "failure_reason", "failure_code"}``,
+    in the order of ``human_loop_names`` (``status`` is ``InProgress`` for a loop still running).
+    """
+
+    def __init__(
+        self,
+        *,
+        human_loop_names: list[str],
+        allow_failed: bool = False,
+        waiter_delay: int = 3600,
+        waiter_max_attempts: int = 336,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.human_loop_names = list(dict.fromkeys(human_loop_names))
+        self.allow_failed = allow_failed
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "human_loop_names": self.human_loop_names,
+                "allow_failed": self.allow_failed,
+                "waiter_delay": self.waiter_delay,
+                "waiter_max_attempts": self.waiter_max_attempts,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+                "verify": self.verify,
+                "botocore_config": self.botocore_config,
+            },
+        )
+
+    def hook(self) -> A2IRuntimeHook:
+        return A2IRuntimeHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+        )
+
+    async def _check(self, waiter, call, name: str) -> dict[str, Any] | None:
+        """The final state of one loop, or None while it is still in progress."""
+        try:
+            await waiter.wait(HumanLoopName=name, WaiterConfig={"MaxAttempts": 1})
+        except NoCredentialsError as err:
+            log.info("human loop %s: %s", name, err)
+            return None
+        except WaiterError as err:
+            reason = str(err)
+            last = err.last_response or {}
+            error = last.get("Error") if isinstance(last.get("Error"), dict) else None
+            if "terminal failure" in reason:
+                if error:
+                    return {
+                        "human_loop_name": name,
+                        "status": "NotFound" if error.get("Code") == "ResourceNotFoundException" else "Error",
+                        "output_s3_uri": None,
+                        "failure_reason": error.get("Message") or reason,
+                        "failure_code": error.get("Code"),
+                    }
+                return loop_state_from_description(name, last)
+            if error:
+                if error.get("Code") in RETRIABLE_ERROR_CODES:
+                    log.info("human loop %s: retriable error %s", name, error.get("Code"))
+                    return None
+                return {
+                    "human_loop_name": name,
+                    "status": "Error",
+                    "output_s3_uri": None,
+                    "failure_reason": f"{error.get('Code')}: {error.get('Message')}",
+                    "failure_code": error.get("Code"),
+                }
+            log.info("human loop %s is %s", name, last.get("HumanLoopStatus"))
+            return None
+        described = await call("describe_human_loop", HumanLoopName=name)
+        return loop_state_from_description(name, described)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self.hook()
+        states: dict[str, dict[str, Any]] = {}
+        pending = list(self.human_loop_names)
+
+        def ordered() -> list[dict[str, Any]]:
+            return [
+                states.get(n)
+                or {
+                    "human_loop_name": n,
+                    "status": "InProgress",
+                    "output_s3_uri": None,
+                    "failure_reason": None,
+                    "failure_code": None,
+                }
+                for n in self.human_loop_names
+            ]
+
+        async with awaitable_waiter(hook, WAITER) as (waiter, call):
+            attempt = 0
+            while True:
+                for name in list(pending):
+                    state = await self._check(waiter, call, name)
+                    if state is None:
+                        continue
+                    states[name] = state
+                    pending.remove(name)
+                    if state["status"] != LOOP_DONE:
+                        log.warning("%s", describe_failures([state]))
+                        if not self.allow_failed:
+                            yield TriggerEvent(
+                                {
+                                    "status": "error",
+                                    "message": describe_failures([state]),
+                                    "human_loops": ordered(),
+                                }
+                            )
+                            return
+                attempt += 1
+                if not pending:
+                    break
+                if attempt >= self.waiter_max_attempts:
+                    yield TriggerEvent(
+                        {
+                            "status": "error",
+                            "message": f"{len(pending)} human loop(s) still in progress after "
+                            f"{attempt} attempts: {', '.join(pending)}",
+                            "human_loops": ordered(),
+                        }
+                    )
+                    return
+                log.info(
+                    "%d of %d human loop(s) done; next check in %ss",
+                    len(states),
+                    len(self.human_loop_names),
+                    self.waiter_delay,
+                )
+                await asyncio.sleep(self.waiter_delay)
+        yield TriggerEvent({"status": "success", "human_loops": ordered()})
