@@ -3,8 +3,11 @@ twin response is validated against botocore's output shape; violations fail the 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -13,6 +16,20 @@ import pytest
 from aws_twin.testing import RunningTwin, start_twin
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Airflow reads AIRFLOW_HOME and its metadata DB URL when first imported: give the test session a
+# home of its own before any test module imports it (tests/e2e/conftest.py migrates its DB once).
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="airflow-tests-")
+os.environ.update(
+    {
+        "AIRFLOW_HOME": _AIRFLOW_HOME,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+)
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
