@@ -53,7 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/twin_bench.py
 
 lock:
-	$(BIN)/uv pip compile requirements/dev.in --python-version 3.11 -o requirements/dev.lock
+	$(BIN)/uv pip compile requirements/dev.in --python-version 3.11 -o requirements/dev.lock && sed -i "1i # Full pinned set for local runs, tests and CI. Regenerate: make lock" requirements/dev.lock
 
 clean:
 	rm -rf $(VENV) .airflow .twin dist build *.egg-info
