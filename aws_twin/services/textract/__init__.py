@@ -1,0 +1,1 @@
+"""Amazon Textract on the twin (see handlers.py)."""
