@@ -274,20 +274,38 @@ def _conf(*values: float | None) -> float:
     return round(min(present), 1) if present else 0.0
 
 
-def normalise_expense(response: dict, *, document_id: str = "", source_uri: str = "") -> dict:
-    """The summary fields and line items of an AnalyzeExpense response.
+def field_key(name: str, position: int = 1) -> str:
+    """The key of a summary field of the ``position``-th invoice/receipt in a document: ``TOTAL``
+    for the first, ``TOTAL_2`` for the second (a PDF may hold several)."""
+    return name if position <= 1 else f"{name}_{position}"
 
-    Each summary field in :data:`SUMMARY_FIELDS` takes the detection with a value and the highest
-    confidence across the response's expense documents; a field's confidence is the lower of the
-    type's and the value's. Line items keep :data:`LINE_ITEM_FIELDS` per row. Money values also
-    come parsed (``amount``) where they read as a number.
+
+def split_key(key: str) -> tuple[str, int]:
+    """``TOTAL_2`` -> (``TOTAL``, 2); ``TOTAL`` -> (``TOTAL``, 1)."""
+    head, _, tail = key.rpartition("_")
+    if tail.isdigit() and head in SUMMARY_FIELDS:
+        return head, int(tail)
+    return key, 1
+
+
+def normalise_expense(response: dict, *, document_id: str = "", source_uri: str = "") -> dict:
+    """The summary fields and line items of an AnalyzeExpense response, read with
+    ``trp.trp2_expense.TAnalyzeExpenseDocumentSchema``.
+
+    Every ExpenseDocument (one invoice or receipt; a PDF may hold several) gives its summary fields
+    in :data:`SUMMARY_FIELDS` under :func:`field_key` (``TOTAL``, ``TOTAL_2``, ...): the detection
+    with a value and the highest confidence, a field's confidence being the lower of the type's and
+    the value's. Line items keep :data:`LINE_ITEM_FIELDS` per row. Money values also come parsed
+    (``amount``) where they read as a number.
     """
     from trp.trp2_expense import TAnalyzeExpenseDocumentSchema
 
     doc = TAnalyzeExpenseDocumentSchema().load(_strip_metadata(response))
     fields: dict[str, dict] = {}
     line_items: list[dict] = []
-    for expense in doc.expenses_documents or []:
+    expenses = doc.expenses_documents or []
+    for position, expense in enumerate(expenses, start=1):
+        found: dict[str, dict] = {}
         for summary in expense.summaryfields or []:
             name = summary.ftype.text if summary.ftype else None
             if name not in SUMMARY_FIELDS:
@@ -305,16 +323,19 @@ def normalise_expense(response: dict, *, document_id: str = "", source_uri: str 
             }
             if name in MONEY_FIELDS:
                 candidate["amount"] = parse_amount(value)
-            current = fields.get(name)
+            current = found.get(name)
             if current is None or (bool(value), candidate["confidence"]) > (
                 bool(current["value"]),
                 current["confidence"],
             ):
-                fields[name] = candidate
+                found[name] = candidate
+        for name in SUMMARY_FIELDS:
+            if name in found:
+                fields[field_key(name, position)] = found[name]
         for group in expense.lineitemgroups or []:
             for row_index, item in enumerate(group.lineitems or []):
                 row: dict[str, Any] = {
-                    "expense_index": expense.expense_idx,
+                    "expense_index": position,
                     "group": group.lineitemgroupindex,
                     "row": row_index,
                 }
@@ -343,8 +364,8 @@ def normalise_expense(response: dict, *, document_id: str = "", source_uri: str 
         "document_id": document_id,
         "source_uri": source_uri,
         "pages": pages,
-        "expense_documents": len(doc.expenses_documents or []),
-        "fields": {name: fields[name] for name in SUMMARY_FIELDS if name in fields},
+        "expense_count": max(1, len(expenses)),
+        "fields": fields,
         "line_items": line_items,
     }
 
@@ -383,25 +404,30 @@ def review_fields(
     normalised: dict, threshold: float = DEFAULT_THRESHOLD, required: Iterable[str] = DEFAULT_REQUIRED
 ) -> list[dict]:
     """The fields a human must check: a summary field under the confidence threshold, or a
-    required field that is missing or empty. ``[]`` when the machine result can be auto-approved."""
+    required field that is missing or empty (for every invoice/receipt in the document). ``[]``
+    when the machine result can be auto-approved. Names are :func:`field_key` s."""
     fields = normalised.get("fields", {})
     out: list[dict] = []
     required = [r.strip().upper() for r in required if r and r.strip()]
-    for name in SUMMARY_FIELDS:
-        field = fields.get(name)
-        if field is None or not field.get("value"):
-            if name in required:
-                out.append({"name": name, "value": "", "confidence": 0.0, "reason": "required field missing"})
-            continue
-        if field["confidence"] < threshold:
-            out.append(
-                {
-                    "name": name,
-                    "value": field["value"],
-                    "confidence": field["confidence"],
-                    "reason": f"confidence {field['confidence']:g} < {threshold:g}",
-                }
-            )
+    for position in range(1, int(normalised.get("expense_count", 1)) + 1):
+        for name in SUMMARY_FIELDS:
+            key = field_key(name, position)
+            field = fields.get(key)
+            if field is None or not field.get("value"):
+                if name in required:
+                    out.append(
+                        {"name": key, "value": "", "confidence": 0.0, "reason": "required field missing"}
+                    )
+                continue
+            if field["confidence"] < threshold:
+                out.append(
+                    {
+                        "name": key,
+                        "value": field["value"],
+                        "confidence": field["confidence"],
+                        "reason": f"confidence {field['confidence']:g} < {threshold:g}",
+                    }
+                )
     return out
 
 
@@ -456,7 +482,8 @@ def merge_review(normalised: dict, fields_reviewed: list[dict], answer: dict | N
         if not key.startswith("field__"):
             continue
         name = key[len("field__") :].upper()
-        if name not in SUMMARY_FIELDS:
+        base, position = split_key(name)
+        if base not in SUMMARY_FIELDS or position > int(merged.get("expense_count", 1)):
             continue
         value = _answer_value(raw)
         if value is None:
@@ -474,11 +501,10 @@ def merge_review(normalised: dict, fields_reviewed: list[dict], answer: dict | N
             "machine_value": machine_value,
             "machine_confidence": machine.get("confidence", 0.0) if machine else 0.0,
         }
-        if name in MONEY_FIELDS:
+        if base in MONEY_FIELDS:
             entry["amount"] = parse_amount(value)
         fields[name] = entry
         merged["human_changed"].append(name)
-    merged["fields"] = {name: fields[name] for name in SUMMARY_FIELDS if name in fields}
     merged["status"] = "reviewed"
     return merged
 
@@ -500,20 +526,23 @@ def apply_corrections(response: dict, merged: dict) -> dict:
     documents = patched.setdefault("ExpenseDocuments", [])
     if not documents:
         documents.append({"ExpenseIndex": 1, "SummaryFields": [], "LineItemGroups": []})
-    for name in merged.get("human_changed", []):
-        value = merged["fields"][name]["value"]
+    for key in merged.get("human_changed", []):
+        value = merged["fields"][key]["value"]
+        name, position = split_key(key)
+        while len(documents) < position:
+            documents.append({"ExpenseIndex": len(documents) + 1, "SummaryFields": [], "LineItemGroups": []})
+        document = documents[position - 1]
         best = None
-        for document in documents:
-            for summary in document.get("SummaryFields") or []:
-                if (summary.get("Type") or {}).get("Text") == name:
-                    conf = (summary.get("ValueDetection") or {}).get("Confidence", 0.0)
-                    if best is None or conf > best[0]:
-                        best = (conf, summary)
+        for summary in document.get("SummaryFields") or []:
+            if (summary.get("Type") or {}).get("Text") == name:
+                conf = (summary.get("ValueDetection") or {}).get("Confidence", 0.0)
+                if best is None or conf > best[0]:
+                    best = (conf, summary)
         if best is not None:
             best[1].setdefault("ValueDetection", {})["Text"] = value
             best[1]["ValueDetection"]["Confidence"] = 100.0
         else:
-            documents[0].setdefault("SummaryFields", []).append(
+            document.setdefault("SummaryFields", []).append(
                 {
                     "Type": {"Text": name, "Confidence": 100.0},
                     "ValueDetection": {"Text": value, "Confidence": 100.0},
@@ -586,6 +615,7 @@ def _line_item_headers(group) -> list[str]:
 DOCUMENT_COLUMNS = (
     "document_id",
     "source_uri",
+    "expense_index",
     *SUMMARY_FIELDS,
     "status",
     "reviewed",
@@ -605,22 +635,30 @@ LINE_ITEM_COLUMNS = (
 )
 
 
-def document_row(merged: dict, result_uri: str = "") -> dict:
+def document_rows(merged: dict, result_uri: str = "") -> list[dict]:
+    """The run CSV rows of a document: one per invoice/receipt in it (``expense_index``)."""
     fields = merged.get("fields", {})
-    confidences = [f.get("confidence", 0.0) for f in fields.values()]
-    row = {
-        "document_id": merged.get("document_id", ""),
-        "source_uri": merged.get("source_uri", ""),
-        "status": merged.get("status", ""),
-        "reviewed": "true" if merged.get("reviewed") else "false",
-        "human_changed": ";".join(merged.get("human_changed", [])),
-        "min_confidence": f"{min(confidences):.1f}" if confidences else "",
-        "review_loop": merged.get("review_loop", ""),
-        "result_uri": result_uri,
-    }
-    for name in SUMMARY_FIELDS:
-        row[name] = fields.get(name, {}).get("value", "")
-    return row
+    rows = []
+    for position in range(1, int(merged.get("expense_count", 1)) + 1):
+        mine = {name: fields.get(field_key(name, position)) for name in SUMMARY_FIELDS}
+        confidences = [f.get("confidence", 0.0) for f in mine.values() if f]
+        row = {
+            "document_id": merged.get("document_id", ""),
+            "source_uri": merged.get("source_uri", ""),
+            "expense_index": position,
+            "status": merged.get("status", ""),
+            "reviewed": "true" if merged.get("reviewed") else "false",
+            "human_changed": ";".join(
+                split_key(k)[0] for k in merged.get("human_changed", []) if split_key(k)[1] == position
+            ),
+            "min_confidence": f"{min(confidences):.1f}" if confidences else "",
+            "review_loop": merged.get("review_loop", ""),
+            "result_uri": result_uri,
+        }
+        for name in SUMMARY_FIELDS:
+            row[name] = (mine[name] or {}).get("value", "")
+        rows.append(row)
+    return rows
 
 
 def _csv(columns: Iterable[str], rows: Iterable[dict]) -> str:
@@ -633,7 +671,7 @@ def _csv(columns: Iterable[str], rows: Iterable[dict]) -> str:
 
 
 def documents_csv(rows: Iterable[dict]) -> str:
-    """One row per document (from :func:`document_row`)."""
+    """One row per invoice/receipt of each document (from :func:`document_rows`)."""
     return _csv(DOCUMENT_COLUMNS, rows)
 
 

@@ -1,0 +1,824 @@
+"""
+### Expense documents: invoices and receipts with Amazon Textract AnalyzeExpense and A2I review
+
+Every run (hourly, or triggered from the form) takes the documents under `input_prefix` that no
+run has taken before, and for each one:
+
+1. **checks** it cheaply (empty, corrupt, unsupported type, over Textract's size/page limits):
+   a bad document is copied to `quarantine_prefix/<run>/` with a `.reason.json` naming the object
+   and the reason; Textract's own BadDocument / UnsupportedDocument / DocumentTooLarge answers
+   are quarantined the same way;
+2. **extracts** it with `AnalyzeExpense` (single images) or `StartExpenseAnalysis` /
+   `GetExpenseAnalysis` (PDF, multi-page TIFF; the batch task defers while the jobs run), in
+   mapped batches (`batch_size`) sharing a TPS budget (`textract_tps`, split between the batch
+   tasks that may run at once, paced with a token bucket; botocore retries in adaptive mode back
+   off on ThrottlingException);
+3. **normalises** the response with `trp.trp2_expense` (summary fields VENDOR_NAME,
+   INVOICE_RECEIPT_ID, INVOICE_RECEIPT_DATE, TOTAL, SUBTOTAL, TAX, VENDOR_ADDRESS,
+   RECEIVER_ADDRESS; line items ITEM, QUANTITY, PRICE, EXPENSE_ROW);
+4. sends documents with a field under `confidence_threshold` or a missing `required_fields`
+   entry to **human review** (one A2I human loop per document, deterministic name: a retried
+   task attaches to its loop) and waits for the reviewers in the triggerer (hours or days, no
+   worker slot held);
+5. **merges** the answers over the machine values (which fields a human changed is recorded) and
+   writes per document `expense.json`, the seed's CSV (`summary.csv`) and grid (`grid.txt`), and
+   per run `documents.csv`, `line_items.csv` and `summary.json` (received = extracted +
+   quarantined; reviewed / auto-approved).
+
+**Exactly once.** A document is identified by its key and ETag. The listing task claims each new
+document with a conditional put of `state_prefix/claims/<document id>.json` (owned by the run;
+a retry of the same run takes its own claims again) and the merge writes
+`state_prefix/processed/<document id>.json`. A run never takes a document claimed by another
+run: to reprocess one, delete its claim and marker.
+
+**S3 layout** under `output_prefix`: `documents/<name>-<id12>/{textract.json,expense.json,
+summary.csv,grid.txt}`, `runs/<run>/{documents.csv,line_items.csv,summary.json}` (+ working
+files), `latest/{documents.csv,line_items.csv,summary.json}` (the Assets) and `a2i/` (A2I
+output). Offline, the only change is the `aws_default` connection's endpoint URL (aws_twin).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, BaseOperator, Param, dag, task
+
+try:  # the provider is importable from plugins/ (MWAA) or installed
+    from aws_ml_provider.operators.a2i import A2ICreateFlowDefinitionOperator, A2ICreateHumanTaskUiOperator
+    from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
+except ImportError:  # pragma: no cover - a checkout without plugins/ on sys.path
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins"))
+    from aws_ml_provider.operators.a2i import A2ICreateFlowDefinitionOperator, A2ICreateHumanTaskUiOperator
+    from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
+
+DAG_ID = "expense_documents"
+AWS_CONN_ID = "aws_default"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES_DIR = os.path.join(ROOT, "include", "data", "receipts")
+TASK_UI_TEMPLATE = os.path.join(ROOT, "include", "templates", "expense_review.liquid.html")
+DEMO_BUCKET = "aws-ml-provider-demo"
+DEFAULT_OUTPUT = f"s3://{DEMO_BUCKET}/expenses/output/"
+#: batch tasks that may call Textract at once; each gets textract_tps / EXTRACT_SLOTS
+EXTRACT_SLOTS = 4
+#: seconds between checks of pending human loops / Textract jobs while deferred
+#: (AWS_ML_WAITER_DELAY: the project-wide override, e.g. 2 s against aws_twin in the tests)
+REVIEW_POLL_SECONDS = int(
+    os.environ.get("EXPENSE_REVIEW_POLL_SECONDS") or os.environ.get("AWS_ML_WAITER_DELAY") or 300
+)
+TEXTRACT_POLL_SECONDS = int(
+    os.environ.get("EXPENSE_TEXTRACT_POLL_SECONDS") or os.environ.get("AWS_ML_WAITER_DELAY") or 10
+)
+DOCUMENT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".pdf", ".tif", ".tiff")
+
+DOCUMENTS_ASSET = Asset(name="expense_documents_csv", uri=f"{DEFAULT_OUTPUT}latest/documents.csv")
+LINE_ITEMS_ASSET = Asset(name="expense_line_items_csv", uri=f"{DEFAULT_OUTPUT}latest/line_items.csv")
+SUMMARY_ASSET = Asset(name="expense_run_summary", uri=f"{DEFAULT_OUTPUT}latest/summary.json")
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers (run inside tasks only)
+
+
+def _s3():
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
+
+
+def _split(uri: str) -> tuple[str, str]:
+    from aws_ml_provider.utils.expense import parse_s3_uri
+
+    bucket, prefix = parse_s3_uri(uri)
+    return bucket, prefix.rstrip("/") + "/" if prefix else ""
+
+
+def _put_json(s3, uri: str, data: Any) -> str:
+    import json
+
+    from aws_ml_provider.utils.expense import parse_s3_uri
+
+    bucket, key = parse_s3_uri(uri)
+    s3.put_object(
+        Bucket=bucket, Key=key, Body=json.dumps(data, default=str).encode(), ContentType="application/json"
+    )
+    return uri
+
+
+def _put_text(s3, uri: str, text: str, content_type: str) -> str:
+    from aws_ml_provider.utils.expense import parse_s3_uri
+
+    bucket, key = parse_s3_uri(uri)
+    s3.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
+    return uri
+
+
+def _get_json(s3, uri: str, default: Any = None) -> Any:
+    import json
+
+    from aws_ml_provider.utils.expense import parse_s3_uri
+    from botocore.exceptions import ClientError
+
+    bucket, key = parse_s3_uri(uri)
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404") and default is not None:
+            return default
+        raise
+
+
+def _exists(s3, uri: str) -> bool:
+    from aws_ml_provider.utils.expense import parse_s3_uri
+    from botocore.exceptions import ClientError
+
+    bucket, key = parse_s3_uri(uri)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return False
+        raise
+
+
+def _run_prefix(params: dict, run_id: str) -> str:
+    from aws_ml_provider.utils.expense import run_key
+
+    return f"{params['output_prefix'].rstrip('/')}/runs/{run_key(run_id)}"
+
+
+def quarantine(s3, params: dict, run_id: str, doc: dict, code: str, reason: str) -> dict:
+    """Copy a bad document to ``<quarantine_prefix>/<run>/<relative key>`` with a ``.reason.json``
+    beside it, and mark it processed (it is not taken again)."""
+    from aws_ml_provider.utils.expense import quarantine_record, run_key
+
+    qbucket, qprefix = _split(params["quarantine_prefix"])
+    target_key = f"{qprefix}{run_key(run_id)}/{doc['relative_key']}"
+    record = quarantine_record(
+        source_uri=doc["source_uri"],
+        code=code,
+        reason=reason,
+        run_id=run_id,
+        size=doc["size"],
+        etag=doc["etag"],
+    )
+    record["document_id"] = doc["document_id"]
+    record["quarantine_uri"] = f"s3://{qbucket}/{target_key}"
+    s3.copy_object(Bucket=qbucket, Key=target_key, CopySource={"Bucket": doc["bucket"], "Key": doc["key"]})
+    _put_json(s3, f"s3://{qbucket}/{target_key}.reason.json", record)
+    _mark_processed(s3, params, run_id, doc, "quarantined", record["quarantine_uri"] + ".reason.json")
+    return record
+
+
+def _mark_processed(s3, params: dict, run_id: str, doc: dict, status: str, result_uri: str) -> None:
+    state = params["state_prefix"].rstrip("/")
+    _put_json(
+        s3,
+        f"{state}/processed/{doc['document_id']}.json",
+        {
+            "document_id": doc["document_id"],
+            "source_uri": doc["source_uri"],
+            "etag": doc["etag"],
+            "run_id": run_id,
+            "status": status,
+            "result_uri": result_uri,
+        },
+    )
+
+
+def _context_ids() -> tuple[str, dict]:
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    return context["run_id"], dict(context["params"])
+
+
+def start_loops_for_batch(params: dict, run_id: str, extracted: dict, flow_definition_arn: str) -> dict:
+    """Start (or attach to) the human loop of every document of a batch that needs review; what
+    the ``start_review_loops`` task runs, on each try alike. Returns the batch dict with
+    ``loops_uri``, ``loops`` (names) and ``created`` (loops this call started)."""
+    from aws_ml_provider.hooks.a2i import A2IRuntimeHook, flow_definition_name_from_arn
+    from aws_ml_provider.utils.expense import TokenBucket, loop_input
+
+    s3 = _s3()
+    manifest = _get_json(s3, extracted["manifest_uri"])
+    hook = A2IRuntimeHook(aws_conn_id=AWS_CONN_ID)
+    bucket = TokenBucket(float(params["a2i_tps"]))
+    run_prefix = _run_prefix(params, run_id)
+    flow_name = flow_definition_name_from_arn(flow_definition_arn)
+    loops: dict[str, str] = {}
+    created = 0
+    for doc in manifest["documents"]:
+        machine_uri = f"{run_prefix}/machine/{doc['document_id']}.json"
+        if not _exists(s3, machine_uri):
+            continue  # quarantined at extraction
+        machine = _get_json(s3, machine_uri)
+        if not machine["review_fields"]:
+            continue
+        name = hook.human_loop_name(doc["document_id"], flow_name, DAG_ID, run_id)
+        bucket.acquire()
+        started = hook.start_human_loop(
+            name,
+            flow_definition_arn,
+            loop_input(machine["normalised"], machine["review_fields"], doc["source_uri"]),
+        )
+        created += int(started["created"])
+        loops[doc["document_id"]] = name
+    loops_uri = f"{run_prefix}/loops/{extracted['batch']:05d}.json"
+    _put_json(s3, loops_uri, loops)
+    print(f"batch {extracted['batch']}: {len(loops)} human loop(s), {created} started now")
+    return {**extracted, "loops_uri": loops_uri, "loops": sorted(loops.values()), "created": created}
+
+
+# ------------------------------------------------------------------------------------------------
+# the batch extraction operator (sync calls, async jobs deferred)
+
+
+class ExpenseBatchExtractOperator(BaseOperator):
+    """AnalyzeExpense for one batch of documents (a manifest in S3).
+
+    Per document: skip when this run already has its machine result (a retried task); check it
+    cheaply and quarantine a bad one; single images go to ``AnalyzeExpense``, PDFs and multi-page
+    TIFFs to ``StartExpenseAnalysis`` (ClientRequestToken from the document and the run, so a
+    retry attaches to its job). While jobs run, the task defers (``TextractJobCompleteTrigger``)
+    and picks up every finished job when it resumes. Textract calls share the budget
+    ``textract_tps / EXTRACT_SLOTS`` (token bucket) and retry throttling in adaptive mode.
+
+    Returns ``{"batch", "manifest_uri", "extracted", "quarantined", "needs_review"}``.
+    """
+
+    template_fields = ("batch",)
+    ui_color = "#d1e8ff"
+
+    def __init__(self, *, batch: dict | Any, **kwargs):
+        super().__init__(**kwargs)
+        self.batch = batch
+
+    # ---- clients ------------------------------------------------------------------------------
+    def _hook(self):
+        from aws_ml_provider.hooks.textract import TextractHook
+        from aws_ml_provider.utils.expense import textract_retry_config
+        from botocore.config import Config
+
+        return TextractHook(aws_conn_id=AWS_CONN_ID, config=Config(**textract_retry_config()))
+
+    def _bucket(self, params: dict):
+        from aws_ml_provider.utils.expense import TokenBucket, per_task_tps
+
+        rate = per_task_tps(float(params["textract_tps"]), EXTRACT_SLOTS)
+        return TokenBucket(rate, burst=max(1.0, rate))
+
+    # ---- execution ----------------------------------------------------------------------------
+    def execute(self, context):
+        params = dict(context["params"])
+        run_id = context["run_id"]
+        s3 = _s3()
+        manifest = _get_json(s3, self.batch["manifest_uri"])
+        hook, bucket = self._hook(), self._bucket(params)
+        state = self._load_state(s3, params, run_id)
+        running = {item["document_id"] for item in state["pending"]}
+        for doc in manifest["documents"]:
+            if doc["document_id"] in state["done"] or doc["document_id"] in running:
+                continue
+            outcome = self._extract_one(s3, hook, bucket, params, run_id, doc)
+            if outcome.get("job_id"):
+                state["pending"].append({"document_id": doc["document_id"], "job_id": outcome["job_id"]})
+            else:
+                self._record(state, doc, outcome)
+            self._save_state(s3, params, run_id, state)
+        return self._continue(context, state)
+
+    def resume(self, context, event: dict | None = None, **_: Any):
+        """Back from the trigger (the job state is read again here; the event only woke us)."""
+        params = dict(context["params"])
+        run_id = context["run_id"]
+        s3 = _s3()
+        manifest = _get_json(s3, self.batch["manifest_uri"])
+        docs = {d["document_id"]: d for d in manifest["documents"]}
+        hook, bucket = self._hook(), self._bucket(params)
+        state = self._load_state(s3, params, run_id)
+        still: list[dict] = []
+        for item in state["pending"]:
+            doc = docs[item["document_id"]]
+            bucket.acquire()
+            status = hook.get_job("expense", item["job_id"], MaxResults=1).get("JobStatus")
+            if status == "IN_PROGRESS":
+                still.append(item)
+                continue
+            self._record(state, doc, self._finish_job(s3, hook, bucket, params, run_id, doc, item))
+        state["pending"] = still
+        self._save_state(s3, params, run_id, state)
+        return self._continue(context, state)
+
+    @staticmethod
+    def _record(state: dict, doc: dict, outcome: dict) -> None:
+        state["done"][doc["document_id"]] = outcome["status"]
+        if outcome.get("quarantine"):
+            state["quarantined"].append(outcome["quarantine"])
+
+    def _continue(self, context, state: dict):
+        pending = state["pending"]
+        if pending:
+            from aws_ml_provider.triggers.textract import TextractJobCompleteTrigger
+
+            self.log.info("%d Textract job(s) running; deferring", len(pending))
+            self.defer(
+                trigger=TextractJobCompleteTrigger(
+                    job_id=pending[0]["job_id"],
+                    kind="expense",
+                    waiter_delay=TEXTRACT_POLL_SECONDS,
+                    waiter_max_attempts=720,
+                    aws_conn_id=AWS_CONN_ID,
+                ),
+                method_name="resume",
+            )
+        statuses = list(state["done"].values())
+        result = {
+            "batch": self.batch["batch"],
+            "manifest_uri": self.batch["manifest_uri"],
+            "extracted": sum(1 for s in statuses if s in ("needs_review", "auto_approve")),
+            "quarantined": sum(1 for s in statuses if s == "quarantined"),
+            "needs_review": sum(1 for s in statuses if s == "needs_review"),
+        }
+        self.log.info("batch %s: %s", self.batch["batch"], result)
+        return result
+
+    # ---- per document -------------------------------------------------------------------------
+    def _state_uri(self, params: dict, run_id: str) -> str:
+        return f"{_run_prefix(params, run_id)}/extract/{self.batch['batch']:05d}.json"
+
+    def _load_state(self, s3, params, run_id) -> dict:
+        state = _get_json(s3, self._state_uri(params, run_id), default={})
+        for key, empty in (("done", {}), ("pending", []), ("quarantined", [])):
+            state.setdefault(key, empty)
+        return state
+
+    def _save_state(self, s3, params, run_id, state) -> None:
+        _put_json(s3, self._state_uri(params, run_id), state)
+
+    def _extract_one(self, s3, hook, bucket, params, run_id, doc) -> dict:
+        from aws_ml_provider.utils.expense import (
+            ASYNC_DOCUMENT_LIMIT,
+            check_document,
+            textract_error_code,
+        )
+        from botocore.exceptions import ClientError
+
+        if doc["size"] > ASYNC_DOCUMENT_LIMIT:  # no need to download it to know
+            reason = f"{doc['source_uri']} is {doc['size']} bytes; Textract's limit is {ASYNC_DOCUMENT_LIMIT}"
+            return {
+                "status": "quarantined",
+                "quarantine": quarantine(s3, params, run_id, doc, "DocumentTooLarge", reason),
+            }
+        data = s3.get_object(Bucket=doc["bucket"], Key=doc["key"])["Body"].read()
+        check = check_document(doc["source_uri"], data, doc["size"])
+        if not check.ok:
+            self.log.warning("quarantine %s: %s", doc["source_uri"], check.reason)
+            record = quarantine(s3, params, run_id, doc, check.code or "BadDocument", check.reason or "")
+            return {"status": "quarantined", "quarantine": record}
+        try:
+            bucket.acquire()
+            if check.mode == "async":
+                token = hook.client_request_token("expense", doc["document_id"], run_id)
+                job_id = hook.start_job("expense", doc["source_uri"], client_request_token=token)
+                return {"status": "running", "job_id": job_id}
+            response = hook.analyze("expense", doc["source_uri"])
+        except ClientError as err:
+            code = textract_error_code(err)
+            if code is None:
+                raise
+            message = err.response.get("Error", {}).get("Message", "")
+            reason = f"Textract {code} for {doc['source_uri']}: {message}"
+            return {"status": "quarantined", "quarantine": quarantine(s3, params, run_id, doc, code, reason)}
+        return {"status": self._store_machine_result(s3, params, run_id, doc, response)}
+
+    def _finish_job(self, s3, hook, bucket, params, run_id, doc, item) -> dict:
+        from aws_ml_provider.hooks.textract import TextractJobFailed
+
+        try:
+            bucket.acquire()
+            response = hook.collect_job_results("expense", item["job_id"])
+        except TextractJobFailed as exc:
+            return {
+                "status": "quarantined",
+                "quarantine": quarantine(s3, params, run_id, doc, "TextractJobFailed", str(exc)),
+            }
+        return {"status": self._store_machine_result(s3, params, run_id, doc, response)}
+
+    def _store_machine_result(self, s3, params, run_id, doc, response: dict) -> str:
+        from aws_ml_provider.utils.expense import normalise_expense, review_fields
+
+        raw_uri = f"{params['output_prefix'].rstrip('/')}/documents/{doc['folder']}/textract.json"
+        _put_json(s3, raw_uri, response)
+        normalised = normalise_expense(response, document_id=doc["document_id"], source_uri=doc["source_uri"])
+        to_review = review_fields(
+            normalised, float(params["confidence_threshold"]), list(params["required_fields"] or [])
+        )
+        _put_json(
+            s3,
+            f"{_run_prefix(params, run_id)}/machine/{doc['document_id']}.json",
+            {"document": doc, "normalised": normalised, "review_fields": to_review, "raw_uri": raw_uri},
+        )
+        return "needs_review" if to_review else "auto_approve"
+
+
+# ------------------------------------------------------------------------------------------------
+# the DAG
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule="@hourly",
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=3,
+    doc_md=__doc__,
+    tags=["textract", "a2i", "documents", "expenses"],
+    default_args={
+        "owner": "document-ai",
+        "retries": 3,
+        "retry_delay": timedelta(seconds=20),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+    },
+    params={
+        "input_prefix": Param(
+            f"s3://{DEMO_BUCKET}/expenses/inbox/",
+            type="string",
+            pattern=r"^s3://[^/]+/.*$",
+            title="Input prefix",
+            description="S3 prefix of the invoices and receipts to process (JPEG, PNG, PDF, TIFF).",
+        ),
+        "output_prefix": Param(
+            DEFAULT_OUTPUT,
+            type="string",
+            pattern=r"^s3://[^/]+/.*$",
+            title="Output prefix",
+            description="Where results, run CSVs, the run summary and A2I outputs go.",
+        ),
+        "quarantine_prefix": Param(
+            f"s3://{DEMO_BUCKET}/expenses/quarantine/",
+            type="string",
+            pattern=r"^s3://[^/]+/.*$",
+            title="Quarantine prefix",
+            description="Bad documents are copied here with a .reason.json naming the object and the reason.",
+        ),
+        "state_prefix": Param(
+            f"s3://{DEMO_BUCKET}/expenses/state/",
+            type="string",
+            pattern=r"^s3://[^/]+/.*$",
+            title="State prefix",
+            description="Claims and processed markers (one per document, keyed by key and ETag).",
+        ),
+        "stage_samples": Param(
+            True,
+            type="boolean",
+            title="Stage the sample receipts",
+            description="Upload the shipped samples (include/data/receipts) to the input prefix first.",
+        ),
+        "confidence_threshold": Param(
+            80.0,
+            type="number",
+            minimum=0,
+            maximum=100,
+            title="Confidence threshold",
+            description="A summary field below this confidence (0-100) goes to human review.",
+        ),
+        "required_fields": Param(
+            ["VENDOR_NAME", "INVOICE_RECEIPT_DATE", "TOTAL"],
+            type="array",
+            items={"type": "string"},
+            title="Required fields",
+            description="A document missing any of these summary fields goes to human review.",
+        ),
+        "batch_size": Param(
+            25,
+            type="integer",
+            minimum=1,
+            maximum=1000,
+            title="Batch size",
+            description="Documents per mapped extraction task.",
+        ),
+        "max_documents": Param(
+            5000,
+            type="integer",
+            minimum=1,
+            title="Documents per run",
+            description="At most this many new documents are taken by one run (the rest wait).",
+        ),
+        "textract_tps": Param(
+            5.0,
+            type="number",
+            exclusiveMinimum=0,
+            title="Textract TPS budget",
+            description=f"Textract calls per second for the whole run, split between {EXTRACT_SLOTS} batch tasks.",
+        ),
+        "a2i_tps": Param(
+            5.0,
+            type="number",
+            exclusiveMinimum=0,
+            title="A2I StartHumanLoop TPS",
+            description="Human loop starts per second.",
+        ),
+        "human_task_ui_name": Param("expense-review-ui", type="string", title="A2I worker task UI name"),
+        "flow_definition_name": Param("expense-review", type="string", title="A2I flow definition name"),
+        "workteam_arn": Param(
+            "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/expense-reviewers",
+            type="string",
+            title="A2I private work team ARN",
+        ),
+        "a2i_role_arn": Param(
+            "arn:aws:iam::123456789012:role/expense-a2i",
+            type="string",
+            title="A2I execution role ARN",
+            description="Role A2I assumes to read the documents and write the review output.",
+        ),
+    },
+)
+def expense_documents():
+    @task
+    def prepare() -> dict:
+        """Create the buckets if absent; stage the shipped samples when ``stage_samples``."""
+        from botocore.exceptions import ClientError
+
+        run_id, params = _context_ids()
+        s3 = _s3()
+        buckets = {
+            _split(params[name])[0]
+            for name in ("input_prefix", "output_prefix", "quarantine_prefix", "state_prefix")
+        }
+        for name in sorted(buckets):
+            try:
+                s3.head_bucket(Bucket=name)
+            except ClientError:
+                s3.create_bucket(Bucket=name)
+        staged = 0
+        if params["stage_samples"]:
+            bucket, prefix = _split(params["input_prefix"])
+            if os.path.isdir(SAMPLES_DIR):
+                for name in sorted(os.listdir(SAMPLES_DIR)):
+                    path = os.path.join(SAMPLES_DIR, name)
+                    if not os.path.isfile(path) or not name.lower().endswith(DOCUMENT_EXTENSIONS):
+                        continue
+                    key = prefix + name
+                    with open(path, "rb") as fh:
+                        body = fh.read()
+                    try:
+                        if s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == len(body):
+                            continue  # same object already there: keeps its ETag (no reprocessing)
+                    except ClientError:
+                        pass
+                    s3.put_object(Bucket=bucket, Key=key, Body=body)
+                    staged += 1
+        return {"buckets": sorted(buckets), "staged": staged}
+
+    task_ui = A2ICreateHumanTaskUiOperator(
+        task_id="task_ui",
+        aws_conn_id=AWS_CONN_ID,
+        human_task_ui_name="{{ params.human_task_ui_name }}",
+        ui_template_path=TASK_UI_TEMPLATE,
+    )
+    flow = A2ICreateFlowDefinitionOperator(
+        task_id="flow_definition",
+        aws_conn_id=AWS_CONN_ID,
+        flow_definition_name="{{ params.flow_definition_name }}",
+        human_task_ui_arn=task_ui.output,
+        workteam_arn="{{ params.workteam_arn }}",
+        role_arn="{{ params.a2i_role_arn }}",
+        output_s3_uri="{{ params.output_prefix.rstrip('/') }}/a2i",
+        task_title="Check the fields of an invoice or receipt",
+        task_description="Correct the fields the extraction was unsure of or could not find.",
+        waiter_delay=1,
+    )
+
+    @task
+    def list_documents(prepared: dict) -> list[dict]:
+        """Claim the new documents under the input prefix; write one manifest per batch."""
+        import json
+
+        from aws_ml_provider.utils.expense import document_id
+        from botocore.exceptions import ClientError
+
+        run_id, params = _context_ids()
+        s3 = _s3()
+        bucket, prefix = _split(params["input_prefix"])
+        state = params["state_prefix"].rstrip("/")
+        taken: list[dict] = []
+        skipped = {"processed": 0, "claimed_by_other_run": 0, "not_a_document": 0}
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key.endswith("/"):
+                    skipped["not_a_document"] += 1
+                    continue
+                if len(taken) >= int(params["max_documents"]):
+                    break
+                etag = obj["ETag"].strip('"')
+                doc_id = document_id(key, etag)
+                if _exists(s3, f"{state}/processed/{doc_id}.json"):
+                    skipped["processed"] += 1
+                    continue
+                relative = key[len(prefix) :]
+                stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in relative.rsplit("/", 1)[-1])
+                doc = {
+                    "document_id": doc_id,
+                    "bucket": bucket,
+                    "key": key,
+                    "relative_key": relative,
+                    "source_uri": f"s3://{bucket}/{key}",
+                    "etag": etag,
+                    "size": obj["Size"],
+                    "folder": f"{stem}-{doc_id[:12]}",
+                }
+                claim_bucket, claim_key = _split(f"{state}/claims/")
+                claim_key += f"{doc_id}.json"
+                claim = {"run_id": run_id, "source_uri": doc["source_uri"], "etag": etag}
+                try:
+                    s3.put_object(
+                        Bucket=claim_bucket, Key=claim_key, Body=json.dumps(claim).encode(), IfNoneMatch="*"
+                    )
+                except ClientError as err:
+                    code = err.response.get("Error", {}).get("Code")
+                    if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+                        raise
+                    owner = _get_json(s3, f"s3://{claim_bucket}/{claim_key}", default={}).get("run_id")
+                    if owner != run_id:
+                        skipped["claimed_by_other_run"] += 1
+                        continue
+                taken.append(doc)
+        size = int(params["batch_size"])
+        batches = []
+        run_prefix = _run_prefix(params, run_id)
+        for index in range(0, len(taken), size):
+            number = index // size
+            uri = f"{run_prefix}/batches/{number:05d}.json"
+            _put_json(s3, uri, {"batch": number, "documents": taken[index : index + size]})
+            batches.append(
+                {"batch": number, "manifest_uri": uri, "documents": len(taken[index : index + size])}
+            )
+        _put_json(
+            s3,
+            f"{run_prefix}/listing.json",
+            {"received": len(taken), "batches": len(batches), "skipped": skipped, "prepared": prepared},
+        )
+        print(f"took {len(taken)} new document(s) in {len(batches)} batch(es); skipped {skipped}")
+        return batches
+
+    @task(max_active_tis_per_dag=EXTRACT_SLOTS)
+    def start_review_loops(extracted: dict, flow_definition_arn: str) -> dict:
+        """One human loop per document of the batch that needs review (deterministic names: a
+        retry attaches to the loops it started), paced at ``a2i_tps``."""
+        run_id, params = _context_ids()
+        return start_loops_for_batch(params, run_id, extracted, flow_definition_arn)
+
+    @task
+    def review_loop_names(started: list[dict]) -> list[str]:
+        """Every loop of the run, for one sensor; skips the wait when nothing needs review."""
+        from airflow.providers.common.compat.sdk import AirflowSkipException
+
+        names = sorted({name for batch in started for name in batch["loops"]})
+        if not names:
+            raise AirflowSkipException("no document needs human review")
+        return names
+
+    @task(max_active_tis_per_dag=EXTRACT_SLOTS, trigger_rule="none_failed")
+    def merge_batch(started: dict) -> dict:
+        """Human answers over the machine values; per-document JSON, CSV and grid outputs."""
+        from aws_ml_provider.hooks.a2i import LOOP_DONE, A2IRuntimeHook
+        from aws_ml_provider.utils.a2i_output import answers
+        from aws_ml_provider.utils.expense import (
+            apply_corrections,
+            auto_approve,
+            document_rows,
+            merge_review,
+            pretty_outputs,
+        )
+
+        run_id, params = _context_ids()
+        s3 = _s3()
+        manifest = _get_json(s3, started["manifest_uri"])
+        loops = _get_json(s3, started["loops_uri"], default={})
+        hook = A2IRuntimeHook(aws_conn_id=AWS_CONN_ID)
+        run_prefix = _run_prefix(params, run_id)
+        out = params["output_prefix"].rstrip("/")
+        rows, documents, quarantined = [], [], []
+        documents_done = 0
+        for doc in manifest["documents"]:
+            machine_uri = f"{run_prefix}/machine/{doc['document_id']}.json"
+            if not _exists(s3, machine_uri):
+                continue  # quarantined at extraction (counted there)
+            machine = _get_json(s3, machine_uri)
+            name = loops.get(doc["document_id"])
+            if name:
+                state = hook.human_loop_state(name)
+                if state["status"] != LOOP_DONE or not state.get("output_s3_uri"):
+                    reason = f"human loop {name} ended {state['status']}: {state.get('failure_reason') or ''}"
+                    quarantined.append(quarantine(s3, params, run_id, doc, "ReviewNotCompleted", reason))
+                    continue
+                answer = answers(hook.read_output(state["output_s3_uri"]))
+                merged = merge_review(machine["normalised"], machine["review_fields"], answer, loop=name)
+                if merged["status"] == "unreadable":
+                    reason = f"the reviewer of human loop {name} marked {doc['source_uri']} unreadable"
+                    quarantined.append(quarantine(s3, params, run_id, doc, "ReviewerUnreadable", reason))
+                    continue
+            else:
+                merged = auto_approve(machine["normalised"])
+            response = _get_json(s3, machine["raw_uri"])
+            csv_text, grid_text = pretty_outputs(apply_corrections(response, merged))
+            folder = f"{out}/documents/{doc['folder']}"
+            result_uri = _put_json(s3, f"{folder}/expense.json", merged)
+            _put_text(s3, f"{folder}/summary.csv", csv_text, "text/csv")
+            _put_text(s3, f"{folder}/grid.txt", grid_text, "text/plain; charset=utf-8")
+            rows.extend(document_rows(merged, result_uri))
+            documents.append({k: merged[k] for k in ("document_id", "source_uri", "line_items")})
+            documents_done += 1
+            _mark_processed(s3, params, run_id, doc, merged["status"], result_uri)
+        rows_uri = _put_json(
+            s3,
+            f"{run_prefix}/rows/{started['batch']:05d}.json",
+            {"rows": rows, "documents": documents, "quarantined": quarantined},
+        )
+        return {
+            "batch": started["batch"],
+            "manifest_uri": started["manifest_uri"],
+            "rows_uri": rows_uri,
+            "documents": documents_done,
+            "quarantined": len(quarantined),
+        }
+
+    @task(trigger_rule="none_failed", outlets=[DOCUMENTS_ASSET, LINE_ITEMS_ASSET, SUMMARY_ASSET])
+    def finalize(batches: list[dict]) -> dict:
+        """The run's documents.csv, line_items.csv and summary.json (counts reconcile)."""
+        import json
+        from collections import Counter
+
+        from aws_ml_provider.utils.expense import documents_csv, line_items_csv, run_summary
+
+        run_id, params = _context_ids()
+        s3 = _s3()
+        run_prefix = _run_prefix(params, run_id)
+        rows, documents, quarantined_records = [], [], []
+        received = 0
+        for batch in batches or []:
+            manifest = _get_json(s3, batch["manifest_uri"])
+            received += len(manifest["documents"])
+            extract_state = _get_json(
+                s3, f"{run_prefix}/extract/{batch['batch']:05d}.json", default={"done": {}}
+            )
+            merged = _get_json(s3, f"{run_prefix}/rows/{batch['batch']:05d}.json", default={})
+            rows += merged.get("rows", [])
+            documents += merged.get("documents", [])
+            quarantined_records += merged.get("quarantined", [])
+            quarantined_records += extract_state.get("quarantined", [])
+        statuses = Counter(row["status"] for row in rows if row["expense_index"] == 1)  # one per document
+        summary = run_summary(
+            run_id=run_id,
+            received=received,
+            statuses=dict(statuses),
+            quarantined=len(quarantined_records),
+            invoices=len(rows),
+            human_changed_fields=sum(1 for r in rows for f in r["human_changed"].split(";") if f),
+            quarantine_reasons=dict(Counter(r.get("code", "BadDocument") for r in quarantined_records)),
+        )
+        out = params["output_prefix"].rstrip("/")
+        texts = {
+            "documents.csv": (documents_csv(rows), "text/csv"),
+            "line_items.csv": (line_items_csv(documents), "text/csv"),
+            "summary.json": (json.dumps(summary, indent=2), "application/json"),
+        }
+        for name, (text, content_type) in texts.items():
+            _put_text(s3, f"{run_prefix}/{name}", text, content_type)
+            _put_text(s3, f"{out}/latest/{name}", text, content_type)
+        summary["outputs"] = {name: f"{run_prefix}/{name}" for name in texts}
+        print(json.dumps(summary))
+        return summary
+
+    prepared = prepare()
+    batches = list_documents(prepared)
+    prepared >> task_ui
+    extracted = ExpenseBatchExtractOperator.partial(
+        task_id="extract_batch", max_active_tis_per_dag=EXTRACT_SLOTS
+    ).expand(batch=batches)
+    started = start_review_loops.partial(flow_definition_arn=flow.output).expand(extracted=extracted.output)
+    names = review_loop_names(started)
+    wait = A2IHumanLoopSensor(
+        task_id="wait_for_review",
+        aws_conn_id=AWS_CONN_ID,
+        human_loop_names=names,
+        allow_failed=True,
+        deferrable=True,
+        waiter_delay=REVIEW_POLL_SECONDS,
+        waiter_max_attempts=max(1, 14 * 24 * 3600 // REVIEW_POLL_SECONDS),
+        poke_interval=REVIEW_POLL_SECONDS,
+    )
+    merged = merge_batch.expand(started=started)
+    wait >> merged
+    finalize(merged)
+
+
+expense_documents()
