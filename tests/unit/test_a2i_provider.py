@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
+from airflow.sdk.exceptions import AirflowRescheduleException
 from aws_ml_provider.hooks.a2i import A2IHook, A2IRuntimeHook
 from aws_ml_provider.links.a2i import A2IFlowDefinitionLink, A2IHumanLoopLink
 from aws_ml_provider.operators.a2i import (
@@ -44,6 +45,9 @@ class FakeTI:
 
     def xcom_push(self, key, value):
         self.xcoms[key] = value
+
+    def get_first_reschedule_date(self, context):
+        return None  # the first poke of a sensor in reschedule mode
 
 
 def context(**kw) -> dict:
@@ -257,6 +261,8 @@ def test_sensor_returns_output_and_answers_of_a_completed_loop(aws, env, review_
     name = started["human_loop_name"]
     sensor = A2IHumanLoopSensor(task_id="wait", human_loop_names=started, poke_interval=0.2, timeout=30)
     assert sensor.poke(context()) is False
+    with pytest.raises(AirflowRescheduleException):  # not deferred: the worker slot is released
+        sensor.execute(context())
     _answer(aws, review_token, name, {"TOTAL": "12.50", "approve": "yes"})
     ctx = context(task_id="wait")
     result = sensor.execute(ctx)
@@ -346,12 +352,12 @@ def test_sensor_reports_stopped_and_failed_loops_clearly(aws, env):
     trigger = _roundtrip(deferred.value.trigger)
     event = asyncio.run(_collect(trigger, lambda: a2i.stop_human_loop(HumanLoopName=stopped)))
     assert event["status"] == "error"
-    with pytest.raises(AirflowException, match=f"human loop {stopped} is Stopped"):
+    with pytest.raises(AirflowFailException, match=f"human loop {stopped} is Stopped"):
         sensor.execute_complete(context(), event)
 
     # poke: every failure named with its status and reason, the running loop not blamed
     _wait_status(a2i, expiring, "Failed")
-    with pytest.raises(AirflowException) as err:
+    with pytest.raises(AirflowFailException) as err:
         A2IHumanLoopSensor(task_id="wait", human_loop_names=[expiring, stopped, running]).poke(context())
     message = str(err.value)
     assert f"human loop {stopped} is Stopped" in message

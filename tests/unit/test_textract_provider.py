@@ -260,3 +260,25 @@ def test_failed_job_is_reported_and_a_retry_starts_a_new_job(aws, bucket):
         AirflowException, match=r"receipts/broken\.pdf failed: FAILED: .*BadDocumentException"
     ):
         deferred.execute_complete(context(task_id="broken", try_number=2), event)
+
+
+def test_throttling_is_retried_with_backoff_and_nothing_is_lost(aws, bucket):
+    """A Textract quota of one request per second: paging a finished job one document at a time and
+    a retried task attaching to it both get throttled, retried, and return the whole result."""
+    document = f"s3://{bucket}/receipts/receipts_two_pages.pdf"
+    # the same task as in the non-deferred test: attaches to its job (no second OCR) when run after it
+    op = TextractAnalyzeExpenseOperator(
+        task_id="expense_pdf", document=document, waiter_delay=1, deferrable=False
+    )
+    summary = op.execute(context(task_id="expense_pdf"))
+    expected = _read(aws, summary["result_uri"])
+    aws.set_faults("textract:*:rps=1")
+    try:
+        paged = TextractHook().collect_job_results("expense", summary["job_id"], max_results=1)
+        again = op.execute(context(task_id="expense_pdf", try_number=3))
+        throttled = aws.control("faults")["counters"]["throttled"]
+    finally:
+        aws.set_faults()
+    assert throttled >= 1
+    assert paged["ExpenseDocuments"] == expected["ExpenseDocuments"]
+    assert again == summary and _read(aws, again["result_uri"]) == expected

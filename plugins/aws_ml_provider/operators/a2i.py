@@ -5,6 +5,7 @@ deterministic names (a retried task attaches to the loop its first try started).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -28,7 +29,8 @@ class A2ICreateHumanTaskUiOperator(AwsBaseOperator[A2IHook]):
 
     :param human_task_ui_name: the name (templated)
     :param ui_template: the template text (not templated)
-    :param ui_template_path: a file holding the template, read when the task runs (templated)
+    :param ui_template_path: a file holding the template, read when the task runs; a relative
+        path is tried as given, then beside the DAG file (templated)
     :param on_change: ``version`` (default: create ``<name>-<sha8>`` when the template differs) or
         ``fail``
     :return: the HumanTaskUiArn (str)
@@ -83,6 +85,20 @@ class A2ICreateHumanTaskUiOperator(AwsBaseOperator[A2IHook]):
             human_task_ui_name=result["name"],
         )
         return result["arn"]
+
+    def _read_template(self) -> str:
+        """The template file; a relative path is tried as given, then beside the DAG file."""
+        path = Path(str(self.ui_template_path))
+        candidates = [path]
+        dag_file = getattr(getattr(self, "dag", None), "fileloc", None) if self.has_dag() else None
+        if not path.is_absolute() and dag_file:
+            candidates.append(Path(dag_file).parent / path)
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate.read_text(encoding="utf-8")
+        raise AirflowFailException(
+            f"task UI template {self.ui_template_path} not found (looked at {', '.join(map(str, candidates))})"
+        )
 
 
 class A2ICreateFlowDefinitionOperator(AwsBaseOperator[A2IHook]):

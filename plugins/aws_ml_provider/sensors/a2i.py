@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import AirflowException, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, PokeReturnValue, conf
 
 from ..hooks.a2i import LOOP_DONE, LOOP_RUNNING_STATES, A2IRuntimeHook
 from ..links.a2i import A2IHumanLoopLink
@@ -51,9 +51,10 @@ def result_of(states: list[dict[str, Any]]) -> dict[str, Any]:
 class A2IHumanLoopSensor(AwsBaseSensor[A2IRuntimeHook]):
     """Wait until A2I human loops are Completed.
 
-    A loop that ends Failed or Stopped (or no longer exists) fails the task with an error naming
-    the loop, its status and FailureReason, unless ``allow_failed`` (then it is reported in the
-    result and the others are still awaited).
+    A loop that ends Failed or Stopped (or no longer exists) fails the task without retries
+    (``AirflowFailException``) with an error naming the loop, its status, FailureReason and
+    FailureCode, unless ``allow_failed`` (then it is reported in the result and the others are
+    still awaited). Not deferred, the sensor pokes in ``reschedule`` mode by default.
 
     :param human_loop_names: a loop name, an ``A2IStartHumanLoopOperator`` result, or a list of
         either (e.g. the output of a mapped start task) (templated)
@@ -79,6 +80,8 @@ class A2IHumanLoopSensor(AwsBaseSensor[A2IRuntimeHook]):
         waiter_max_attempts: int = 336,
         **kwargs,
     ):
+        # not deferred: poke every 10 minutes, releasing the worker slot in between
+        kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", 600)
         kwargs.setdefault("timeout", 14 * 24 * 3600)
         super().__init__(**kwargs)
@@ -102,8 +105,8 @@ class A2IHumanLoopSensor(AwsBaseSensor[A2IRuntimeHook]):
         failed = [s for s in states if s["status"] not in (LOOP_DONE, *LOOP_RUNNING_STATES)]
         if failed:
             self.log.warning("%s", describe_failures(failed))
-            if not self.allow_failed:
-                raise AirflowException(describe_failures(failed))
+            if not self.allow_failed:  # a Failed / Stopped loop stays so: retrying would not help
+                raise AirflowFailException(describe_failures(failed))
         running = [s["human_loop_name"] for s in states if s["status"] in LOOP_RUNNING_STATES]
         if running:
             self.log.info("%d of %d human loop(s) still in progress", len(running), len(states))
@@ -142,7 +145,11 @@ class A2IHumanLoopSensor(AwsBaseSensor[A2IRuntimeHook]):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         event = validate_execute_complete_event(event)
         if event.get("status") != "success":
-            raise AirflowException(f"{self.task_id}: {event.get('message')}")
+            states = event.get("human_loops") or []
+            ended = [s for s in states if s.get("status") not in (LOOP_DONE, *LOOP_RUNNING_STATES)]
+            # loops that failed stay failed (no retry); running out of attempts may be retried
+            error = AirflowFailException if ended else AirflowException
+            raise error(f"{self.task_id}: {event.get('message')}")
         return result_of(event["human_loops"])
 
     def _persist_link(self, context: Context, name: str) -> None:
