@@ -8,6 +8,8 @@
 - :class:`SageMakerModelIfAbsentOperator` / :class:`SageMakerEndpointConfigIfAbsentOperator`: create
   the model / endpoint config unless one of that (deterministic, per-run) name already exists, in
   which case its description is returned, as after a create.
+- :class:`SageMakerEndpointDeferrableOperator`: the provider's endpoint operator whose deferred wait
+  also runs without aiobotocore (:mod:`.deferral`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import TYPE_CHECKING
 
 from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerEndpointConfigOperator,
+    SageMakerEndpointOperator,
     SageMakerModelOperator,
     SageMakerRegisterModelVersionOperator,
     serialize,
 )
 from botocore.exceptions import ClientError
 
+from aws_ml_provider.operators.deferral import TriggerSwapMixin
 from aws_ml_provider.operators.sagemaker_training import is_not_found
 
 if TYPE_CHECKING:
@@ -117,3 +121,7 @@ class SageMakerEndpointConfigIfAbsentOperator(SageMakerEndpointConfigOperator):
             return super().execute(context)
         self.log.info("Endpoint config %s already exists (created by an earlier attempt); reusing it.", name)
         return {"EndpointConfig": serialize(existing)}
+
+
+class SageMakerEndpointDeferrableOperator(TriggerSwapMixin, SageMakerEndpointOperator):
+    """The provider's :class:`SageMakerEndpointOperator`, deferring on :class:`SageMakerJobTrigger`."""

@@ -9,6 +9,7 @@ the job its first attempt started and wait for that one. This subclass adds exac
 - the job exists and is ``InProgress``/``Stopping``: defer on the provider's ``SageMakerTrigger``
   for it (no worker slot held while it runs);
 - it is ``Completed``: return its description, as the provider does after a wait;
+- the deferred waits run without aiobotocore too (:mod:`.deferral`);
 - it is ``Failed``/``Stopped``: fail without retries, naming the job and SageMaker's reason
   (the name belongs to this run; a new attempt needs a new run).
 """
@@ -19,9 +20,10 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator, serialize
-from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
+
+from aws_ml_provider.operators.deferral import SageMakerJobTrigger, TriggerSwapMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -31,14 +33,16 @@ MAX_JOB_NAME = 63
 
 
 def is_not_found(error: ClientError) -> bool:
-    """SageMaker answers Describe* for an unknown name with ValidationException ("... not found")."""
+    """SageMaker answers Describe* for an unknown name with ValidationException ("Requested resource not
+    found.", "Could not find endpoint ...", "... does not exist.")."""
     err = error.response.get("Error", {})
-    return err.get("Code") in ("ValidationException", "ResourceNotFound") and "not found" in str(
-        err.get("Message", "")
-    ).lower().replace("could not find", "not found")
+    message = str(err.get("Message", "")).lower()
+    return err.get("Code") in ("ValidationException", "ResourceNotFound") and any(
+        words in message for words in ("not found", "could not find", "does not exist")
+    )
 
 
-class SageMakerTrainingAttachOperator(SageMakerTrainingOperator):
+class SageMakerTrainingAttachOperator(TriggerSwapMixin, SageMakerTrainingOperator):
     """:class:`SageMakerTrainingOperator` that attaches to an existing job of the same name.
 
     Takes the provider operator's arguments; ``check_if_job_exists``/``action_if_job_exists`` are
@@ -84,7 +88,7 @@ class SageMakerTrainingAttachOperator(SageMakerTrainingOperator):
                 timeout = datetime.timedelta(seconds=self.max_ingestion_time)
             self.defer(
                 timeout=timeout,
-                trigger=SageMakerTrigger(
+                trigger=SageMakerJobTrigger(
                     job_name=name,
                     job_type="Training",
                     waiter_delay=self.check_interval,
