@@ -1,7 +1,8 @@
 """Recognise the built-in XGBoost algorithm from its container image URI.
 
-SageMaker publishes ``<account>.dkr.ecr.<region>.amazonaws.com[.cn]/sagemaker-xgboost:<version>``
-with one registry account per region (the table of the SageMaker Python SDK's
+SageMaker publishes ``<account>.dkr.ecr.<region>.<dns suffix>/sagemaker-xgboost:<version>`` (the
+partition's suffix: ``amazonaws.com``, ``amazonaws.com.cn``, ``c2s.ic.gov``, ``sc2s.sgov.gov``,
+``csp.hci.ic.gov``) with one registry account per region (the table of the SageMaker Python SDK's
 ``image_uri_config/xgboost.json``, identical for every ``sagemaker-xgboost`` version from 0.90-1).
 """
 
@@ -51,7 +52,7 @@ XGBOOST_REGISTRIES = {
 }
 
 _IMAGE = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?P<cn>\.cn)?"
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.(?P<suffix>[a-z0-9.]+)"
     r"/sagemaker-xgboost(?::(?P<tag>[A-Za-z0-9._-]+)|@sha256:[0-9a-f]{64})?$"
 )
 
@@ -62,6 +63,21 @@ NOT_XGBOOST = (
 )
 
 
+_DNS_SUFFIXES = (
+    ("cn-", "amazonaws.com.cn"),
+    ("us-isob-", "sc2s.sgov.gov"),
+    ("us-isof-", "csp.hci.ic.gov"),
+    ("us-iso-", "c2s.ic.gov"),
+)
+
+
+def dns_suffix(region: str) -> str:
+    for prefix, suffix in _DNS_SUFFIXES:
+        if region.startswith(prefix):
+            return suffix
+    return "amazonaws.com"
+
+
 def xgboost_version(image: str | None) -> str | None:
     """The version tag of a built-in XGBoost image URI, '' for a digest, None for another image."""
     match = _IMAGE.match((image or "").strip())
@@ -70,7 +86,7 @@ def xgboost_version(image: str | None) -> str | None:
     region = match.group("region")
     if XGBOOST_REGISTRIES.get(region) != match.group("account"):
         return None
-    if bool(match.group("cn")) != region.startswith("cn-"):
+    if match.group("suffix") != dns_suffix(region):
         return None
     return match.group("tag") or ""
 
