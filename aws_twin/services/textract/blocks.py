@@ -133,8 +133,9 @@ class BlockBuilder:
             cells = []
             for r, row in enumerate(table_rows, start=1):
                 top, bottom = row.top, row.bottom
+                owner = {id(w): _nearest_band(bands, _cx(w)) for w in row.words}
                 for c, (left, right) in enumerate(bands, start=1):
-                    words = [w for w in row.words if left <= _cx(w) <= right]
+                    words = [w for w in row.words if owner[id(w)] == c - 1]
                     cell_id = self.new_id("cell")
                     poly = [(left, top), (right, top), (right, bottom), (left, bottom)]
                     conf = min((w.confidence for w in words), default=row.confidence)
@@ -238,6 +239,7 @@ class BlockBuilder:
         return span, conf * min(1.0, 0.5 + score)
 
 
+LABEL = re.compile(r"(?<![\d:])([A-Za-z][A-Za-z .#/()&-]{0,30}?)\s?[:：]\s?(?=\S|$)")
 STOPWORDS = {
     "what",
     "is",
@@ -286,20 +288,31 @@ def _page_selected(pages: list[str], page_number: int) -> bool:
 
 
 def key_values(row: Row) -> list[tuple[Span, Span]]:
-    """The key/value pairs of a row: "Label: value" (also several on one row) or "Label   value"."""
-    text = row.text
+    """The key/value pairs of a row: "Label: value" (also several on one row, the value maybe in
+    the next segment to the right) or "Label   value"."""
     pairs = []
-    # "Label: value" - a label of letters ending with ':' (the OCR splits words after such a colon)
-    marks = [m for m in re.finditer(r"(?<![\d:])([A-Za-z][A-Za-z .#/()&-]{0,30}?)\s?[:：]\s?(?=\S|$)", text)]
-    marks = [m for m in marks if sum(ch.isalpha() for ch in m.group(1)) >= 2]
-    for k, m in enumerate(marks):
-        end = marks[k + 1].start() if k + 1 < len(marks) else len(text)
-        key = row_span(row, m.start(1), m.end(1), m.group(1).strip())
-        value_text = text[m.end() : end].strip()
-        value = row_span(row, m.end(), end, value_text) if value_text else Span("", [])
-        if value.words and set(map(id, value.words)) & set(map(id, key.words)):
-            value = Span(value_text, [w for w in value.words if id(w) not in set(map(id, key.words))])
-        pairs.append((key, value))
+    segments = row.lines
+    consumed: set[int] = set()
+    for s_idx, line in enumerate(segments):
+        if s_idx in consumed:
+            continue
+        seg = Row([line])
+        text = seg.text
+        marks = [m for m in LABEL.finditer(text) if sum(ch.isalpha() for ch in m.group(1)) >= 2]
+        for k, m in enumerate(marks):
+            end = marks[k + 1].start() if k + 1 < len(marks) else len(text)
+            key = row_span(seg, m.start(1), m.end(1), m.group(1).strip())
+            value_text = text[m.end() : end].strip()
+            value = row_span(seg, m.end(), end, value_text) if value_text else Span("", [])
+            key_ids = set(map(id, key.words))
+            if value.words and set(map(id, value.words)) & key_ids:
+                value = Span(value_text, [w for w in value.words if id(w) not in key_ids])
+            nxt = s_idx + 1
+            if not value.words and k == len(marks) - 1 and nxt < len(segments):
+                if not LABEL.search(segments[nxt].text):
+                    value = Span(segments[nxt].text, segments[nxt].words)
+                    consumed.add(nxt)
+            pairs.append((key, value))
     if pairs:
         return pairs
     # "Label      12.34": a text segment with a number / amount segment to its right
@@ -337,7 +350,10 @@ def _close(run: list[Row], tables: list[list[Row]]) -> None:
 
 def column_bands(table_rows: list[Row]) -> list[tuple[float, float]]:
     """Column x-ranges: the segments' x-intervals, merged where they overlap."""
-    intervals = sorted((ln.left, ln.right) for r in table_rows for ln in r.lines)
+    widest = max(len(r.lines) for r in table_rows)
+    # the rows with the most segments set the columns (labels of total rows may straddle them)
+    defining = [r for r in table_rows if len(r.lines) == widest]
+    intervals = sorted((ln.left, ln.right) for r in defining for ln in r.lines)
     bands: list[list[float]] = []
     for left, right in intervals:
         if bands and left <= bands[-1][1]:
@@ -345,6 +361,13 @@ def column_bands(table_rows: list[Row]) -> list[tuple[float, float]]:
         else:
             bands.append([left, right])
     return [(a, b) for a, b in bands]
+
+
+def _nearest_band(bands: list[tuple[float, float]], x: float) -> int:
+    for k, (left, right) in enumerate(bands):
+        if left <= x <= right:
+            return k
+    return min(range(len(bands)), key=lambda k: min(abs(x - bands[k][0]), abs(x - bands[k][1])))
 
 
 def _cx(word: OcrWord) -> float:
