@@ -392,3 +392,15 @@ def test_single_loop_trigger_reports_a_missing_loop(aws):
     )
     event = asyncio.run(_collect(trigger))
     assert event["status"] == "error" and "no-such-loop-here" in event["message"]
+
+
+def test_sensor_takes_names_start_results_and_rendered_lists():
+    from aws_ml_provider.sensors.a2i import loop_names
+
+    started = [{"human_loop_name": "a", "status": "InProgress"}, {"human_loop_name": "b"}]
+    assert loop_names(started) == ["a", "b"]
+    assert loop_names("a") == ["a"]
+    assert loop_names(json.dumps(started)) == ["a", "b"]  # rendered with json
+    assert loop_names(str(["a", "b", "a"])) == ["a", "b"]  # rendered as a Python literal
+    with pytest.raises(ValueError, match="no human_loop_name"):
+        loop_names({"status": "InProgress"})

@@ -3,6 +3,8 @@ one or many loops are Completed, and reports Stopped / Failed loops with their r
 
 from __future__ import annotations
 
+import ast
+import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,11 +23,18 @@ if TYPE_CHECKING:
 
 
 def loop_names(value: Any) -> list[str]:
-    """Loop names from a name, a ``A2IStartHumanLoopOperator`` result dict, or a list of either."""
+    """Loop names from a name, a ``A2IStartHumanLoopOperator`` result dict, or a list of either
+    (also as the text a non-native Jinja rendering of such a list or dict gives)."""
     if value is None:
         return []
     if isinstance(value, str):
-        return [value]
+        text = value.strip()
+        if text[:1] in ("[", "{"):
+            try:
+                return loop_names(json.loads(text))
+            except ValueError:
+                return loop_names(ast.literal_eval(text))
+        return [text]
     if isinstance(value, dict):
         if "human_loop_name" not in value:
             raise ValueError(f"no human_loop_name in {value!r}")
