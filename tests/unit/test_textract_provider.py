@@ -282,3 +282,47 @@ def test_throttling_is_retried_with_backoff_and_nothing_is_lost(aws, bucket):
     assert throttled >= 1
     assert paged["ExpenseDocuments"] == expected["ExpenseDocuments"]
     assert again == summary and _read(aws, again["result_uri"]) == expected
+
+
+def _tiff_with_a_broken_second_page() -> bytes:
+    """Two deflate-compressed TIFF pages; the second page's first strip is zeroed (undecodable)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    pages = []
+    for text in ("PAGE ONE TOTAL 10.00", "PAGE TWO TOTAL 20.00"):
+        image = Image.new("RGB", (600, 300), "white")
+        ImageDraw.Draw(image).text((20, 100), text, fill="black")
+        pages.append(image)
+    buf = io.BytesIO()
+    pages[0].save(buf, format="TIFF", save_all=True, append_images=pages[1:], compression="tiff_deflate")
+    data = bytearray(buf.getvalue())
+    second = Image.open(io.BytesIO(bytes(data)))
+    second.seek(1)
+    offset, count = second.tag_v2[273][0], second.tag_v2[279][0]
+    data[offset : offset + count] = bytes(count)
+    return bytes(data)
+
+
+def test_partial_success_is_a_success_with_a_warning(aws, bucket, capsys):
+    aws.client("s3").put_object(
+        Bucket=bucket, Key="receipts/partial.tif", Body=_tiff_with_a_broken_second_page()
+    )
+    op = TextractDetectDocumentTextOperator(
+        task_id="partial", document=f"s3://{bucket}/receipts/partial.tif", waiter_delay=1, deferrable=True
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context(task_id="partial"))
+    event = asyncio.run(_first_event(deferred.value.trigger))
+    assert event["status"] == "success"
+    capsys.readouterr()
+    summary = op.execute_complete(context(task_id="partial"), event)
+    captured = capsys.readouterr()  # Airflow's task loggers write through structlog
+    logged = captured.out + captured.err
+    assert summary["pages"] == 2
+    result = _read(aws, summary["result_uri"])
+    assert result["JobStatus"] == "PARTIAL_SUCCESS"
+    assert result["Warnings"] == [{"ErrorCode": "PAGE_PROCESSING_FAILED", "Pages": [2]}]
+    (warning,) = [line for line in logged.splitlines() if "ended PARTIAL_SUCCESS" in line]
+    assert "warning" in warning and "receipts/partial.tif" in warning and "PAGE_PROCESSING_FAILED" in warning
