@@ -190,6 +190,12 @@ def _mark_processed(s3, params: dict, run_id: str, doc: dict, status: str, resul
     )
 
 
+def context_params() -> dict:
+    from airflow.sdk import get_current_context
+
+    return dict(get_current_context()["params"])
+
+
 def _context_ids() -> tuple[str, dict]:
     from airflow.sdk import get_current_context
 
@@ -264,7 +270,8 @@ class ExpenseBatchExtractOperator(BaseOperator):
         from aws_ml_provider.utils.expense import textract_retry_config
         from botocore.config import Config
 
-        return TextractHook(aws_conn_id=AWS_CONN_ID, config=Config(**textract_retry_config()))
+        mode = context_params().get("textract_retry_mode", "standard")
+        return TextractHook(aws_conn_id=AWS_CONN_ID, config=Config(**textract_retry_config(mode=mode)))
 
     def _bucket(self, params: dict):
         from aws_ml_provider.utils.expense import TokenBucket, per_task_tps
@@ -516,6 +523,13 @@ class ExpenseBatchExtractOperator(BaseOperator):
             exclusiveMinimum=0,
             title="Textract TPS budget",
             description=f"Textract calls per second for the whole run, split between {EXTRACT_SLOTS} batch tasks.",
+        ),
+        "textract_retry_mode": Param(
+            "standard",
+            type="string",
+            enum=["standard", "adaptive"],
+            title="botocore retry mode for Textract",
+            description="Both back off exponentially on ThrottlingException; adaptive also slows the client down.",
         ),
         "a2i_tps": Param(
             5.0,

@@ -294,14 +294,14 @@ def test_second_run_processes_nothing_again(sample_run, dag_runner):
 
 
 def test_throttled_textract_loses_and_doubles_nothing(dag_runner, airflow_twin):
-    """60 documents (copies of the samples under distinct keys), 30% of Textract calls throttled."""
+    """48 documents (copies of the samples under distinct keys), 30% of Textract calls throttled."""
     twin = airflow_twin
     s3 = twin.client("s3")
     bucket = f"expense-throttle-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     sources = ["receipt_grocery.jpg", "receipt_cafe.tif", "invoice_northwind.png", "receipt_faint_total.jpg"]
     keys = []
-    for i in range(60):
+    for i in range(48):
         name = sources[i % len(sources)]
         key = f"inbox/copy-{i:03d}-{name}"
         s3.put_object(Bucket=bucket, Key=key, Body=(SAMPLES / name).read_bytes())
@@ -309,7 +309,7 @@ def test_throttled_textract_loses_and_doubles_nothing(dag_runner, airflow_twin):
     conf = _conf(
         bucket,
         stage_samples=False,
-        batch_size=15,
+        batch_size=16,
         textract_tps=40,
         confidence_threshold=0,
         required_fields=[],
@@ -323,11 +323,14 @@ def test_throttled_textract_loses_and_doubles_nothing(dag_runner, airflow_twin):
     assert result.state == "success", result.task_states
     assert counters["throttled"] > 0
     summary = result.xcom("finalize")
-    assert summary["received"] == 60 and summary["extracted"] == 60 and summary["quarantined"] == 0
+    assert summary["received"] == 48 and summary["extracted"] == 48 and summary["quarantined"] == 0
     rows = _csv_rows(s3, summary["outputs"]["documents.csv"])
     sources_seen = [r["source_uri"] for r in rows]
     assert sorted(sources_seen) == sorted(f"s3://{bucket}/{k}" for k in keys)  # each once, none lost
     truth = _truth()
     for row in rows:
-        doc = truth[row["source_uri"].rsplit("-", 1)[-1]]["documents"][0]
+        name = row["source_uri"].rsplit("-", 1)[-1]
+        if name == "receipt_faint_total.jpg":
+            continue  # its TOTAL is unreadable on purpose (no review in this run)
+        doc = truth[name]["documents"][0]
         assert _money(row["TOTAL"]) == _money(doc["total"]), row
