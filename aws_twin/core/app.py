@@ -8,6 +8,7 @@ server application.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import io
 import json
@@ -157,6 +158,9 @@ class Twin:
         self.work_dir = work_dir
         self.review_token = review_token
         self.violations: list[str] = []
+        #: "<access key> <service>:<operation>" -> count of the client calls received (not the
+        #: twin's own): what a caller did, e.g. to check an IAM policy covers it
+        self.calls: collections.Counter[str] = collections.Counter()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="twin-job")
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -200,6 +204,7 @@ class Twin:
             svc.reset()
         self.faults.set_rules([])
         self.violations.clear()
+        self.calls.clear()
 
     def state(self) -> dict:
         return {
@@ -207,6 +212,7 @@ class Twin:
             "services": {type(s).__name__: s.state() for s in self.services},
             "faults": {"rules": self.faults.rules(), "counters": dict(self.faults.counters)},
             "violations": list(self.violations),
+            "calls": dict(self.calls),
         }
 
     def shutdown(self) -> None:
@@ -236,7 +242,9 @@ class Twin:
             return endpoint(request, **values)
         service = resolve_service(signing, request)
         if access_key != INTERNAL_ACCESS_KEY:
-            decision, latency = self.faults.decide(service, guess_operation(service, request))
+            operation = guess_operation(service, request)
+            self.calls[f"{access_key} {service}:{operation}"] += 1
+            decision, latency = self.faults.decide(service, operation)
             if latency:
                 time.sleep(latency)
             if decision:
