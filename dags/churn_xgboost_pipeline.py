@@ -433,18 +433,24 @@ def churn_xgboost_pipeline():
         from airflow.sdk.exceptions import AirflowFailException
         from aws_ml_provider.ml.evaluation import gate_message
 
-        params = get_current_context()["params"]
+        context = get_current_context()
+        params = context["params"]
         metric, threshold = params["quality_metric"], float(params["quality_threshold"])
         value = float(metrics[metric])
-        message = gate_message(metric, value, threshold)
-        if value < threshold:
-            raise AirflowFailException(message)
-        print(message)
-        return {
+        verdict = {
             "metric": metric,
             "value": value,
             "threshold": threshold,
-            "message": message,
+            "passed": value >= threshold,
+            "message": gate_message(metric, value, threshold),
+        }
+        # kept in XCom for failed runs too (the UI shows why the model was not deployed)
+        context["ti"].xcom_push(key="gate_verdict", value=verdict)
+        if not verdict["passed"]:
+            raise AirflowFailException(verdict["message"])
+        print(verdict["message"])
+        return {
+            **verdict,
             "model_metadata": {
                 **{
                     f"test_{name}": f"{metrics[name]:.6f}"

@@ -147,6 +147,7 @@ def run_pipeline(conf: dict) -> dict:
         "sample_predictions": predictions[:5],
         "report_uri": xcoms.get(("evaluate", "report_uri")),
         "model_package_arn": xcoms.get(("register_model", "return_value")),
+        "quality_gate": (xcoms.get(("quality_gate", "gate_verdict")) or {}).get("message"),
         "failed_tasks": sorted(t for t, s in states.items() if s in ("failed", "upstream_failed")),
     }
 

@@ -7,7 +7,7 @@ tests/conftest.py gives the session its own AIRFLOW_HOME (sqlite) before Airflow
   session twin, for the whole session (the DAG's tasks and triggers read it);
 - ``run_dag(dag_id, conf)``: parses the DAG file afresh and runs it with ``dag.test()`` (deferrable
   operators run their triggers inline), returning a :class:`DagRunResult` with the run's state, the
-  state of every task, its XComs and its task logs.
+  state of every task and its XComs.
 
 The deferred waits of the DAGs poll every ``AWS_ML_WAITER_DELAY`` seconds (2 here; 30 on AWS).
 """
@@ -37,12 +37,6 @@ class DagRunResult:
 
     def xcom(self, task_id: str, key: str = "return_value"):
         return self.xcoms.get((task_id, key))
-
-    def log(self, task_id: str) -> str:
-        """The task's log files (all attempts) as text."""
-        home = Path(os.environ["AIRFLOW_HOME"]) / "logs"
-        files = sorted(home.glob(f"dag_id={self.dag_id}/run_id={self.run_id}/task_id={task_id}/**/*.log"))
-        return "\n".join(f.read_text(errors="replace") for f in files)
 
 
 @pytest.fixture(scope="session")
