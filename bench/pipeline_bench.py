@@ -1,0 +1,244 @@
+"""Pipeline benchmark: the churn DAG's wall time on the twin next to a plain in-process script doing
+the same compute, and the parse time of every file in dags/.
+
+    .venv/bin/python bench/pipeline_bench.py [--num-round 100] [--parse-repeats 5] [--skip-dag]
+
+- DAG: ``churn_xgboost_pipeline`` with ``dag.test()`` against a fresh twin (Glue runs the script in a
+  process, SageMaker trains and serves XGBoost), deferred waits polled every AWS_ML_WAITER_DELAY
+  seconds (2 here); wall time of the run and of every task (start to end, deferral included).
+- Plain: the same preprocessing (the Glue script's own functions), ``xgboost.train`` with the DAG's
+  default hyperparameters and a prediction of the test split, in this process, no AWS.
+- Parse: each dags/ file in a fresh interpreter (cold: imports included) and again in this process
+  (warm: median of repeats).
+
+Prints figures only (no asserts), then one JSON line with all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DAG_ID = "churn_xgboost_pipeline"
+CHURN = ROOT / "include" / "data" / "mlc_churn.csv"
+GLUE_SCRIPT = ROOT / "include" / "glue" / "churn_preprocess.py"
+DAG_FILES = sorted(p for p in (ROOT / "dags").glob("**/*.py") if "__pycache__" not in p.parts)
+
+_COLD_PARSE = """
+import sys, time
+started = time.perf_counter()
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print("PARSE", time.perf_counter() - started, len(bag.dags), len(bag.import_errors))
+"""
+
+
+def airflow_env(home: Path) -> None:
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ.setdefault("AWS_ML_WAITER_DELAY", "2")
+
+
+def parse_times(repeats: int) -> dict[str, dict]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    out = {}
+    for path in DAG_FILES:
+        proc = subprocess.run(
+            [sys.executable, "-c", _COLD_PARSE, str(path)],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+        )
+        marks = [line.split() for line in proc.stdout.splitlines() if line.startswith("PARSE ")]
+        cold = float(marks[-1][1]) if marks else None
+        warm = []
+        dags = errors = 0
+        for _ in range(repeats):
+            started = time.perf_counter()
+            bag = DagBag(dag_folder=str(path))
+            warm.append(time.perf_counter() - started)
+            dags, errors = len(bag.dags), len(bag.import_errors)
+        out[path.name] = {
+            "cold_s": round(cold, 3) if cold is not None else None,
+            "warm_median_s": round(statistics.median(warm), 4),
+            "dags": dags,
+            "import_errors": errors,
+        }
+    return out
+
+
+def plain_script(num_round: int) -> dict:
+    """The DAG's compute, in process: preprocess (the Glue script's functions), train, predict."""
+    import numpy as np
+    import xgboost as xgb
+
+    started = time.perf_counter()
+    spec = importlib.util.spec_from_file_location("churn_preprocess", GLUE_SCRIPT)
+    prep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prep)
+    text = CHURN.read_text()
+    header, rows = prep.parse_csv(text, str(CHURN))
+    features = [h for h in header if h != "churn"]
+    numeric = prep.classify_columns(header, rows, features)
+    good, _bad = prep.check_rows(header, rows, "churn", numeric)
+    frame, _cols, _levels = prep.encode(good, header, "churn", "yes", numeric)
+    idx = prep.split_indices(frame["churn"].to_numpy(), 0.2, 0.1, 7)
+    data = frame.to_numpy(dtype=np.float64)
+    train, validation, test = (data[idx[name]] for name in ("train", "validation", "test"))
+    prepared = time.perf_counter()
+    params = {
+        "objective": "binary:logistic",
+        "eval_metric": "auc",
+        "max_depth": 5,
+        "eta": 0.2,
+        "subsample": 0.8,
+        "min_child_weight": 1,
+    }
+    booster = xgb.train(
+        params,
+        xgb.DMatrix(train[:, 1:], label=train[:, 0]),
+        num_round,
+        evals=[(xgb.DMatrix(validation[:, 1:], label=validation[:, 0]), "validation")],
+        verbose_eval=False,
+    )
+    trained = time.perf_counter()
+    scores = booster.predict(xgb.DMatrix(test[:, 1:]))
+    done = time.perf_counter()
+    sys.path.insert(0, str(ROOT / "plugins"))
+    from aws_ml_provider.ml.evaluation import auc_score
+
+    return {
+        "total_s": round(done - started, 3),
+        "preprocess_s": round(prepared - started, 3),
+        "train_s": round(trained - prepared, 3),
+        "predict_s": round(done - trained, 4),
+        "test_auc": round(auc_score(test[:, 0], scores), 6),
+    }
+
+
+def dag_run(num_round: int) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from aws_twin.testing import start_twin
+
+    started_twin = time.perf_counter()
+    twin = start_twin(0, strict=True)
+    twin_s = time.perf_counter() - started_twin
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
+        {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"endpoint_url": twin.url, "region_name": "us-east-1"},
+        }
+    )
+    try:
+        from airflow import settings
+        from airflow.dag_processing.dagbag import DagBag
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.models.xcom import XComModel
+        from sqlalchemy import select
+
+        dag = DagBag(dag_folder=str(ROOT / "dags" / f"{DAG_ID}.py")).dags[DAG_ID]
+        started = time.perf_counter()
+        dagrun = dag.test(run_conf={"num_round": num_round})
+        wall = time.perf_counter() - started
+        with settings.Session() as session:
+            tis = session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == dagrun.run_id
+                )
+            ).all()
+            metrics = session.scalars(
+                select(XComModel).where(
+                    XComModel.dag_id == DAG_ID,
+                    XComModel.run_id == dagrun.run_id,
+                    XComModel.task_id == "evaluate",
+                    XComModel.key == "metrics",
+                )
+            ).first()
+            auc = XComModel.deserialize_value(metrics)["auc"] if metrics is not None else None
+            tasks = {
+                ti.task_id: round((ti.end_date - ti.start_date).total_seconds(), 2)
+                for ti in tis
+                if ti.start_date and ti.end_date
+            }
+            first_start = min((ti.start_date for ti in tis if ti.start_date), default=None)
+            last_end = max((ti.end_date for ti in tis if ti.end_date), default=None)
+        state = getattr(dagrun.state, "value", dagrun.state)
+    finally:
+        twin.stop()
+    return {
+        "state": str(state),
+        "wall_s": round(wall, 2),
+        "first_task_to_last_task_s": round((last_end - first_start).total_seconds(), 2)
+        if first_start
+        else None,
+        "twin_start_s": round(twin_s, 2),
+        "test_auc": auc,
+        "task_s": tasks,
+        "waiter_delay_s": int(os.environ["AWS_ML_WAITER_DELAY"]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-round", type=int, default=100)
+    parser.add_argument("--parse-repeats", type=int, default=5)
+    parser.add_argument("--skip-dag", action="store_true", help="only the plain script and the parse times")
+    args = parser.parse_args(argv)
+
+    home = Path(tempfile.mkdtemp(prefix="pipeline-bench-airflow-"))
+    airflow_env(home)
+    results: dict = {"num_round": args.num_round}
+
+    results["parse"] = parse_times(args.parse_repeats)
+    print("DAG file parse time (cold: fresh interpreter, imports included; warm: median of repeats)")
+    for name, figures in results["parse"].items():
+        print(
+            f"  {name:36} cold {figures['cold_s']} s   warm {figures['warm_median_s'] * 1000:.1f} ms"
+            f"   {figures['dags']} DAG(s), {figures['import_errors']} import error(s)"
+        )
+
+    results["plain"] = plain_script(args.num_round)
+    plain = results["plain"]
+    print(
+        f"\nplain in-process script: {plain['total_s']} s (preprocess {plain['preprocess_s']} s, "
+        f"train {plain['train_s']} s, predict {plain['predict_s']} s), test AUC {plain['test_auc']}"
+    )
+
+    if not args.skip_dag:
+        migrate = subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True
+        )
+        if migrate.returncode != 0:
+            print(migrate.stdout[-2000:], migrate.stderr[-2000:])
+            return 1
+        results["dag"] = dag_run(args.num_round)
+        dag = results["dag"]
+        print(
+            f"\n{DAG_ID} on the twin: {dag['state']} in {dag['wall_s']} s wall (dag.test; first task start to "
+            f"last task end {dag['first_task_to_last_task_s']} s; waits polled every {dag['waiter_delay_s']} s), "
+            f"test AUC {dag['test_auc']}"
+        )
+        for task_id, seconds in sorted(dag["task_s"].items(), key=lambda kv: -kv[1]):
+            print(f"  {task_id:24} {seconds:7.2f} s")
+        print(f"  ratio DAG / plain script: {dag['wall_s'] / max(plain['total_s'], 1e-9):.0f}x")
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
