@@ -269,7 +269,7 @@ def churn_xgboost_pipeline():
     def setup(bucket: str, dataset_uri: str, glue_script_uri: str, region: str) -> dict:
         """Bucket if absent; the bundled churn CSV at the default dataset URI if absent; the Glue script."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.providers.common.compat.sdk import AirflowFailException
 
         s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
         if not s3.check_for_bucket(bucket):
@@ -430,7 +430,7 @@ def churn_xgboost_pipeline():
     @task(multiple_outputs=True, retries=0)
     def quality_gate(metrics: dict) -> dict:
         """Fail the run (no retries, nothing downstream) when the model misses the gate."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.providers.common.compat.sdk import AirflowFailException
         from aws_ml_provider.ml.evaluation import gate_message
 
         context = get_current_context()

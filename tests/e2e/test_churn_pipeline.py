@@ -318,3 +318,18 @@ def test_retried_training_attaches_to_its_job(churn_run, twin, airflow_twin):
     assert result["Training"]["TrainingJobName"] == name
     assert result["Training"]["TrainingJobStatus"] == "Completed"
     assert len(sm.list_training_jobs(NameContains=name)["TrainingJobSummaries"]) == 1
+
+
+def test_missing_dataset_fails_fast_without_retries(dag_runner, churn_run, twin):
+    """A dataset URI given by the user that does not exist stops the run at setup (no retries, no
+    Glue run, nothing written for the run): the bundled data is staged only to the default URI."""
+    missing = f"s3://{BUCKET}/incoming/does-not-exist.csv"
+    run = dag_runner(DAG_ID, {**FAST, "dataset_uri": missing, "endpoint_name": f"{ENDPOINT}-missing"})
+    assert run.state == "failed"
+    assert run.task_states["setup"] == "failed"
+    assert run.task_states["preprocess"] == "upstream_failed"
+    s3 = twin.client("s3")
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=BUCKET, Key="incoming/does-not-exist.csv")
+    prefix = s3_uri(config(run, "processed_uri"))[1]
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("KeyCount", 0) == 0

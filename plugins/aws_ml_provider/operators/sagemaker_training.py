@@ -20,7 +20,7 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator, serialize
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 from botocore.exceptions import ClientError
 
 from aws_ml_provider.operators.deferral import SageMakerJobTrigger, TriggerSwapMixin
