@@ -143,7 +143,7 @@ default_args = {
         "dataset_uri": Param(
             "",
             type="string",
-            pattern=r"^$|^s3://[^/]+/.+\.csv$",
+            pattern=r"^$|^s3://[^/]+/.+$",
             title="Dataset CSV (S3 URI)",
             description="CSV with a header row. Empty: s3://<bucket>/churn/raw/mlc_churn.csv, the bundled "
             "churn data, staged there when absent.",
