@@ -13,12 +13,12 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
 from airflow.providers.amazon.aws.utils.sagemaker import ApprovalStatus
 from airflow.sdk import Asset, Param, dag, get_current_context, task
-from aws_ml_provider.operators.glue_job import GlueJobDeferrableOperator
 from aws_ml_provider.operators.sagemaker_deploy import (
     SageMakerEndpointConfigIfAbsentOperator,
-    SageMakerEndpointDeferrableOperator,
     SageMakerModelIfAbsentOperator,
     SageMakerRegisterModelVersionIdempotentOperator,
 )
@@ -290,7 +290,7 @@ def churn_xgboost_pipeline():
     cfg = resolve_config()
     prepared = setup(cfg["bucket"], cfg["dataset_uri"], cfg["glue_script_uri"], cfg["region"])
 
-    preprocess = GlueJobDeferrableOperator(
+    preprocess = GlueJobOperator(
         task_id="preprocess",
         job_name=GLUE_JOB_NAME,
         job_desc="Churn CSV -> validated, one-hot encoded train/validation/test CSVs for XGBoost",
@@ -552,10 +552,10 @@ def churn_xgboost_pipeline():
         "max_ingestion_time": 7200,
         "do_xcom_push": False,
     }
-    create_endpoint = SageMakerEndpointDeferrableOperator(
+    create_endpoint = SageMakerEndpointOperator(
         task_id="create_endpoint", operation="create", **endpoint_args
     )
-    update_endpoint = SageMakerEndpointDeferrableOperator(
+    update_endpoint = SageMakerEndpointOperator(
         task_id="update_endpoint", operation="update", **endpoint_args
     )
 

@@ -449,11 +449,24 @@ def test_glue_job_operator_runs_to_completion(airflow_aws_conn, s3, glue, gbucke
     assert glue.get_job(JobName=job_name)["Job"]["MaxCapacity"] == 1.0
 
 
-def test_glue_job_operator_deferrable(airflow_aws_conn, s3, glue, gbucket):
-    from airflow.providers.amazon.aws.hooks.glue import GlueJobHook
+def _first_event(trigger) -> dict:
+    """The first event of ``trigger.run()``, run as the triggerer runs it (aiobotocore client)."""
+    import asyncio
+
+    async def first():
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("trigger ended without an event")
+
+    return asyncio.run(first())
+
+
+def test_glue_job_operator_deferrable(airflow_aws_conn, s3, glue, gbucket, capfd):
+    import importlib
+
     from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
     from airflow.providers.amazon.aws.triggers.glue import GlueJobCompleteTrigger
-    from airflow.providers.common.compat.sdk import TaskDeferred
+    from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 
     job = _job(glue, s3, gbucket, FAILING)
     defer_glue = GlueJobOperator(
@@ -468,50 +481,39 @@ def test_glue_job_operator_deferrable(airflow_aws_conn, s3, glue, gbucket):
     )
     with pytest.raises(TaskDeferred) as deferred:
         defer_glue.execute({"ti": _TaskInstance()})
-    trigger = deferred.value.trigger
-    assert isinstance(trigger, GlueJobCompleteTrigger)
+    # what the triggerer stores and rebuilds
+    classpath, kwargs = deferred.value.trigger.serialize()
+    json.dumps(kwargs)
+    module, cls = classpath.rsplit(".", 1)
+    trigger = getattr(importlib.import_module(module), cls)(**kwargs)
+    assert isinstance(trigger, GlueJobCompleteTrigger) and trigger.verbose
     run_id = trigger.run_id
-    # the waiter the trigger polls (waiters/glue.json "job_complete"): FAILED is its failure state
-    waiter = GlueJobHook(aws_conn_id="aws_default").get_waiter("job_complete")
-    with pytest.raises(Exception, match="FAILED|failure"):
-        waiter.wait(JobName=job, RunId=run_id, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    # verbose: the trigger polls GetJobRun and forwards both CloudWatch streams through the twin
+    capfd.readouterr()
+    payload = _first_event(trigger)
+    assert payload == {
+        "status": "error",
+        "message": f"Glue Job {job} Run {run_id} exited with state: FAILED",
+        "run_id": run_id,
+    }
+    trigger_log = capfd.readouterr().out
+    assert "Glue Job Run /aws-glue/python-jobs/error Logs:" in trigger_log  # the error stream, forwarded
+    assert "ValueError: reconciliation failed: 3 rows missing" in trigger_log
     assert glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]["ErrorMessage"].startswith("ValueError")
-    # the trigger's own log forwarding (verbose=True), its client calls answered by the twin
-    import asyncio
-
-    class _Async:  # the one async client method _forward_logs calls, over a real boto3 client
-        def __init__(self, client):
-            self.meta = client.meta
-            self._client = client
-
-        async def get_log_events(self, **kwargs):
-            return self._client.get_log_events(**kwargs)
-
-    logs = _Async(GlueJobHook(aws_conn_id="aws_default").logs_hook.get_conn())
-    token = asyncio.run(trigger._forward_logs(logs, "/aws-glue/python-jobs/error", run_id, None))
-    assert token is not None
-    assert asyncio.run(trigger._forward_logs(logs, "/aws-glue/python-jobs/error", run_id, token)) == token
-    from airflow.providers.common.compat.sdk import AirflowException
-
-    event = {"status": "error", "message": f"Glue Job {job} Run {run_id} exited with state: FAILED"}
     with pytest.raises(AirflowException, match="FAILED"):
-        defer_glue.execute_complete({}, {**event, "run_id": run_id})
+        defer_glue.execute_complete({}, payload)
 
 
-def test_glue_job_complete_trigger_verbose(airflow_aws_conn, s3, glue, gbucket):
-    """The trigger as the triggerer runs it (needs aiobotocore, not in the pinned environment)."""
-    pytest.importorskip("aiobotocore", reason="the trigger's async client needs aiobotocore")
-    import asyncio
-
+def test_glue_job_complete_trigger_waits_with_the_waiter(airflow_aws_conn, s3, glue, gbucket):
+    """Not verbose: the provider's ``job_complete`` waiter on the async client (AwsBaseWaiterTrigger.run)."""
     from airflow.providers.amazon.aws.triggers.glue import GlueJobCompleteTrigger
 
-    job = _job(glue, s3, gbucket, FAILING)
-    run_id = glue.start_job_run(JobName=job, Arguments={"--missing": "5"})["JobRunId"]
-    trigger = GlueJobCompleteTrigger(job_name=job, run_id=run_id, verbose=True, waiter_delay=1)
-
-    async def first_event():
-        async for event in trigger.run():
-            return event.payload
-
-    payload = asyncio.run(first_event())
-    assert payload["status"] == "error" and payload["run_id"] == run_id and "FAILED" in payload["message"]
+    job = _job(glue, s3, gbucket, WRITER)
+    key = f"trigger/{uuid.uuid4().hex}.txt"
+    run_id = glue.start_job_run(
+        JobName=job, Arguments={"--bucket": gbucket, "--key": key, "--greeting": "hello"}
+    )["JobRunId"]
+    payload = _first_event(GlueJobCompleteTrigger(job_name=job, run_id=run_id, waiter_delay=1))
+    assert payload == {"status": "success", "run_id": run_id}
+    assert glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]["JobRunState"] == "SUCCEEDED"
+    assert s3.get_object(Bucket=gbucket, Key=key)["Body"].read().decode() == f"hello from {job} run {run_id}"

@@ -4,6 +4,7 @@ registry, failures as AWS reports them, and the Amazon provider's operators agai
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -542,8 +543,8 @@ def test_provider_operators_against_the_twin(airflow_aws_conn, sm, runtime, trai
             task_id="again", config=_request(name, churn["bucket"], HP_B), action_if_job_exists="fail"
         ).execute({})
 
-    # deferrable: the operator defers to SageMakerTrigger; its waiter (the provider's
-    # TrainingJobComplete) runs here with the sync client, then execute_complete reads the job
+    # deferrable: the operator defers to SageMakerTrigger; the trigger runs as the triggerer runs it
+    # (the provider's TrainingJobComplete waiter on an aiobotocore client), then execute_complete reads the job
     deferred_name = _name("op-defer")
     operator = SageMakerTrainingOperator(
         task_id="operator",
@@ -555,11 +556,15 @@ def test_provider_operators_against_the_twin(airflow_aws_conn, sm, runtime, trai
         operator.execute({})
     trigger = deferred.value.trigger
     assert isinstance(trigger, SageMakerTrigger) and trigger.waiter_args == {"TrainingJobName": deferred_name}
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    payload = asyncio.run(first_event())
+    assert payload == {"status": "success", "job_name": deferred_name}
+    done = operator.execute_complete({}, payload)
     hook = SageMakerHook()
-    hook.get_waiter(trigger.waiter_name).wait(
-        **trigger.waiter_args, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-    )
-    done = operator.execute_complete({}, {"status": "success", "job_name": deferred_name})
     assert done["Training"]["TrainingJobStatus"] == "Completed"
     # print_log reads the job's CloudWatch stream through the hook
     _, description, _ = hook.describe_training_job_with_log(deferred_name, {}, [], 1, 5, done["Training"], 0)

@@ -19,14 +19,12 @@ from typing import TYPE_CHECKING
 
 from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerEndpointConfigOperator,
-    SageMakerEndpointOperator,
     SageMakerModelOperator,
     SageMakerRegisterModelVersionOperator,
     serialize,
 )
 from botocore.exceptions import ClientError
 
-from aws_ml_provider.operators.deferral import TriggerSwapMixin
 from aws_ml_provider.operators.sagemaker_training import is_not_found
 
 if TYPE_CHECKING:
@@ -121,7 +119,3 @@ class SageMakerEndpointConfigIfAbsentOperator(SageMakerEndpointConfigOperator):
             return super().execute(context)
         self.log.info("Endpoint config %s already exists (created by an earlier attempt); reusing it.", name)
         return {"EndpointConfig": serialize(existing)}
-
-
-class SageMakerEndpointDeferrableOperator(TriggerSwapMixin, SageMakerEndpointOperator):
-    """The provider's :class:`SageMakerEndpointOperator`, deferring on :class:`SageMakerJobTrigger`."""

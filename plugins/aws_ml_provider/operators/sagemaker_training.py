@@ -9,7 +9,6 @@ the job its first attempt started and wait for that one. This subclass adds exac
 - the job exists and is ``InProgress``/``Stopping``: defer on the provider's ``SageMakerTrigger``
   for it (no worker slot held while it runs);
 - it is ``Completed``: return its description, as the provider does after a wait;
-- the deferred waits run without aiobotocore too (:mod:`.deferral`);
 - it is ``Failed``/``Stopped``: fail without retries, naming the job and SageMaker's reason
   (the name belongs to this run; a new attempt needs a new run).
 """
@@ -20,10 +19,9 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator, serialize
+from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.providers.common.compat.sdk import AirflowFailException
 from botocore.exceptions import ClientError
-
-from aws_ml_provider.operators.deferral import SageMakerJobTrigger, TriggerSwapMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -42,7 +40,7 @@ def is_not_found(error: ClientError) -> bool:
     )
 
 
-class SageMakerTrainingAttachOperator(TriggerSwapMixin, SageMakerTrainingOperator):
+class SageMakerTrainingAttachOperator(SageMakerTrainingOperator):
     """:class:`SageMakerTrainingOperator` that attaches to an existing job of the same name.
 
     Takes the provider operator's arguments; ``check_if_job_exists``/``action_if_job_exists`` are
@@ -88,7 +86,7 @@ class SageMakerTrainingAttachOperator(TriggerSwapMixin, SageMakerTrainingOperato
                 timeout = datetime.timedelta(seconds=self.max_ingestion_time)
             self.defer(
                 timeout=timeout,
-                trigger=SageMakerJobTrigger(
+                trigger=SageMakerTrigger(
                     job_name=name,
                     job_type="Training",
                     waiter_delay=self.check_interval,

@@ -5,18 +5,15 @@ weeks, in the triggerer, holding no worker."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.providers.amazon.aws.utils.waiter_with_logging import RETRIABLE_ERROR_CODES
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-from botocore.exceptions import NoCredentialsError, WaiterError
+from airflow.triggers.base import TriggerEvent
+from botocore.exceptions import WaiterError
 
 from ..hooks.a2i import LOOP_DONE, A2IRuntimeHook, loop_state_from_description
-from . import AwsMlWaiterTrigger, awaitable_waiter
-
-log = logging.getLogger(__name__)
 
 WAITER = "human_loop_completed"
 
@@ -31,7 +28,7 @@ def describe_failures(states: list[dict[str, Any]]) -> str:
     )
 
 
-class A2IHumanLoopCompletedTrigger(AwsMlWaiterTrigger):
+class A2IHumanLoopCompletedTrigger(AwsBaseWaiterTrigger):
     """Fire when one human loop is Completed (success) or Failed / Stopped / gone (error).
 
     :param human_loop_name: the loop to watch
@@ -70,11 +67,12 @@ class A2IHumanLoopCompletedTrigger(AwsMlWaiterTrigger):
         )
 
 
-class A2IHumanLoopsCompleteTrigger(BaseTrigger):
+class A2IHumanLoopsCompleteTrigger(AwsBaseWaiterTrigger):
     """Wait for many human loops at once (one trigger, one poll round every ``waiter_delay``).
 
     Each round runs the ``human_loop_completed`` waiter once (one DescribeHumanLoop) for every loop
-    still in progress. Events:
+    still in progress, with the hook's async client (a custom ``run``, like the Amazon provider's
+    ``SageMakerPipelineTrigger``). Events:
 
     - ``{"status": "success", "human_loops": [state, ...]}`` when every loop is Completed (or,
       with ``allow_failed``, has ended in any way);
@@ -84,6 +82,8 @@ class A2IHumanLoopsCompleteTrigger(BaseTrigger):
     A state is ``{"human_loop_name", "status", "output_s3_uri", "failure_reason", "failure_code"}``,
     in the order of ``human_loop_names`` (``status`` is ``InProgress`` for a loop still running).
     """
+
+    aws_hook_class = A2IRuntimeHook
 
     def __init__(
         self,
@@ -97,46 +97,29 @@ class A2IHumanLoopsCompleteTrigger(BaseTrigger):
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
     ) -> None:
-        super().__init__()
         self.human_loop_names = list(dict.fromkeys(human_loop_names))
         self.allow_failed = allow_failed
-        self.waiter_delay = waiter_delay
-        self.waiter_max_attempts = waiter_max_attempts
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.verify = verify
-        self.botocore_config = botocore_config
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "human_loop_names": self.human_loop_names,
-                "allow_failed": self.allow_failed,
-                "waiter_delay": self.waiter_delay,
-                "waiter_max_attempts": self.waiter_max_attempts,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "verify": self.verify,
-                "botocore_config": self.botocore_config,
-            },
+        super().__init__(
+            serialized_fields={"human_loop_names": self.human_loop_names, "allow_failed": allow_failed},
+            waiter_name=WAITER,
+            waiter_args={},
+            failure_message="A2I human loops did not complete",
+            status_message="Status of A2I human loops is",
+            status_queries=["HumanLoopStatus"],
+            return_key="human_loops",
+            return_value=None,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
         )
 
-    def hook(self) -> A2IRuntimeHook:
-        return A2IRuntimeHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            config=self.botocore_config,
-        )
-
-    async def _check(self, waiter, call, name: str) -> dict[str, Any] | None:
+    async def _check(self, client, waiter, name: str) -> dict[str, Any] | None:
         """The final state of one loop, or None while it is still in progress."""
         try:
             await waiter.wait(HumanLoopName=name, WaiterConfig={"MaxAttempts": 1})
-        except NoCredentialsError as err:
-            log.info("human loop %s: %s", name, err)
-            return None
         except WaiterError as err:
             reason = str(err)
             last = err.last_response or {}
@@ -153,7 +136,7 @@ class A2IHumanLoopsCompleteTrigger(BaseTrigger):
                 return loop_state_from_description(name, last)
             if error:
                 if error.get("Code") in RETRIABLE_ERROR_CODES:
-                    log.info("human loop %s: retriable error %s", name, error.get("Code"))
+                    self.log.info("human loop %s: retriable error %s", name, error.get("Code"))
                     return None
                 return {
                     "human_loop_name": name,
@@ -162,9 +145,9 @@ class A2IHumanLoopsCompleteTrigger(BaseTrigger):
                     "failure_reason": f"{error.get('Code')}: {error.get('Message')}",
                     "failure_code": error.get("Code"),
                 }
-            log.info("human loop %s is %s", name, last.get("HumanLoopStatus"))
+            self.log.info("human loop %s is %s", name, last.get("HumanLoopStatus"))
             return None
-        described = await call("describe_human_loop", HumanLoopName=name)
+        described = await client.describe_human_loop(HumanLoopName=name)
         return loop_state_from_description(name, described)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -185,17 +168,18 @@ class A2IHumanLoopsCompleteTrigger(BaseTrigger):
                 for n in self.human_loop_names
             ]
 
-        async with awaitable_waiter(hook, WAITER) as (waiter, call):
+        async with await hook.get_async_conn() as client:
+            waiter = hook.get_waiter(self.waiter_name, deferrable=True, client=client)
             attempt = 0
             while True:
                 for name in list(pending):
-                    state = await self._check(waiter, call, name)
+                    state = await self._check(client, waiter, name)
                     if state is None:
                         continue
                     states[name] = state
                     pending.remove(name)
                     if state["status"] != LOOP_DONE:
-                        log.warning("%s", describe_failures([state]))
+                        self.log.warning("%s", describe_failures([state]))
                         if not self.allow_failed:
                             yield TriggerEvent(
                                 {
@@ -208,7 +192,7 @@ class A2IHumanLoopsCompleteTrigger(BaseTrigger):
                 attempt += 1
                 if not pending:
                     break
-                if attempt >= self.waiter_max_attempts:
+                if attempt >= self.attempts:
                     yield TriggerEvent(
                         {
                             "status": "error",
@@ -218,7 +202,7 @@ class A2IHumanLoopsCompleteTrigger(BaseTrigger):
                         }
                     )
                     return
-                log.info(
+                self.log.info(
                     "%d of %d human loop(s) done; next check in %ss",
                     len(states),
                     len(self.human_loop_names),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+
 from ..hooks.textract import TextractHook, textract_api
-from . import AwsMlWaiterTrigger
 
 
-class TextractJobCompleteTrigger(AwsMlWaiterTrigger):
+class TextractJobCompleteTrigger(AwsBaseWaiterTrigger):
     """Fire when a Textract job leaves IN_PROGRESS.
 
     SUCCEEDED and PARTIAL_SUCCESS yield ``{"status": "success", "job_id": ...}`` (the operator
