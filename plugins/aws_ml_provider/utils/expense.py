@@ -505,6 +505,7 @@ def merge_review(normalised: dict, fields_reviewed: list[dict], answer: dict | N
             entry["amount"] = parse_amount(value)
         fields[name] = entry
         merged["human_changed"].append(name)
+    merged["human_changed"].sort(key=lambda k: (split_key(k)[1], SUMMARY_FIELDS.index(split_key(k)[0])))
     merged["status"] = "reviewed"
     return merged
 
@@ -556,17 +557,19 @@ def pretty_outputs(response: dict) -> tuple[str, str]:
     """(CSV, fancy grid) of the summary fields and line item groups of a response, with
     ``textractprettyprinter.t_pretty_print_expense``.
 
-    The summary comes from ``get_string(..., [SUMMARY], Pretty_Print_Table_Format.csv /
-    fancy_grid)`` as is. Its LINEITEMGROUPS printer (0.1.10) puts every cell in a one-element
-    list (cells print as ``['3.50']``), so the line item rows come from its
-    ``convert_expenselineitemgroup_to_list`` with the cells unwrapped, under the field types as
-    headers, and go through the same tabulate formats.
+    The summary CSV is ``get_string(..., [SUMMARY], Pretty_Print_Table_Format.csv)`` as is; the
+    summary grid is its ``convert_expensesummary_to_list`` rows in tabulate's ``fancy_grid``
+    with number parsing off (get_string's own grid prints "20.00" as "20"). Its LINEITEMGROUPS
+    printer (0.1.10) puts every cell in a one-element list (cells print as ``['3.50']``), so the
+    line item rows come from its ``convert_expenselineitemgroup_to_list`` with the cells
+    unwrapped, under the field types as headers, in the same CSV / grid formats.
     """
     from tabulate import tabulate
     from textractprettyprinter.t_pretty_print import Pretty_Print_Table_Format
     from textractprettyprinter.t_pretty_print_expense import (
         Textract_Expense_Pretty_Print,
         convert_expenselineitemgroup_to_list,
+        convert_expensesummary_to_list,
         get_string,
     )
     from trp.trp2_expense import TAnalyzeExpenseDocumentSchema
@@ -576,10 +579,13 @@ def pretty_outputs(response: dict) -> tuple[str, str]:
     csv_text = get_string(
         textract_json=response, output_type=summary, table_format=Pretty_Print_Table_Format.csv
     )
-    grid_text = get_string(
-        textract_json=response, output_type=summary, table_format=Pretty_Print_Table_Format.fancy_grid
-    )
     doc = TAnalyzeExpenseDocumentSchema().load(response)
+    # get_string's grid lets tabulate parse numbers ("20.00" prints as "20"): same rows, text kept
+    grid_text = "".join(
+        tabulate(convert_expensesummary_to_list(expense), tablefmt="fancy_grid", disable_numparse=True)
+        + "\n\n"
+        for expense in doc.expenses_documents or []
+    )
     out = io.StringIO()
     writer = csv.writer(out)
     grids = []
@@ -591,7 +597,7 @@ def pretty_outputs(response: dict) -> tuple[str, str]:
             writer.writerow(headers)
             writer.writerows(rows)
             writer.writerow([])
-            grids.append(tabulate(rows, headers=headers, tablefmt="fancy_grid"))
+            grids.append(tabulate(rows, headers=headers, tablefmt="fancy_grid", disable_numparse=True))
     if grids:
         csv_text += out.getvalue()
         grid_text += "\n\n".join(grids) + "\n"
@@ -749,7 +755,7 @@ class TokenBucket:
                 now = self._clock()
                 self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
-                if self._tokens >= tokens:
+                if self._tokens + 1e-9 >= tokens:  # (float rounding must not spin)
                     self._tokens -= tokens
                     self.waited += waited
                     return waited
