@@ -8,8 +8,8 @@
 - :class:`SageMakerModelIfAbsentOperator` / :class:`SageMakerEndpointConfigIfAbsentOperator`: create
   the model / endpoint config unless one of that (deterministic, per-run) name already exists, in
   which case its description is returned, as after a create.
-- :class:`SageMakerEndpointDeferrableOperator`: the provider's endpoint operator whose deferred wait
-  also runs without aiobotocore (:mod:`.deferral`).
+
+The endpoint itself is created / updated by the provider's ``SageMakerEndpointOperator`` (deferrable).
 """
 
 from __future__ import annotations
