@@ -17,9 +17,14 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """A headless Chromium browser for the session."""
+    """A headless Chromium browser for one test module.
+
+    Not session-scoped: Playwright's sync API keeps an event loop running in the main thread while
+    it is open, and later tests that call ``asyncio.run`` (``dag.test()`` runs triggers that way)
+    would fail with "cannot be called from a running event loop".
+    """
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM}")
     sync_api = pytest.importorskip("playwright.sync_api")
