@@ -168,7 +168,8 @@ def quarantine(s3, params: dict, run_id: str, doc: dict, code: str, reason: str)
     )
     record["document_id"] = doc["document_id"]
     record["quarantine_uri"] = f"s3://{qbucket}/{target_key}"
-    s3.copy_object(Bucket=qbucket, Key=target_key, CopySource={"Bucket": doc["bucket"], "Key": doc["key"]})
+    # managed copy: multipart for objects over 5 GB (CopyObject's limit)
+    s3.copy({"Bucket": doc["bucket"], "Key": doc["key"]}, qbucket, target_key)
     _put_json(s3, f"s3://{qbucket}/{target_key}.reason.json", record)
     _mark_processed(s3, params, run_id, doc, "quarantined", record["quarantine_uri"] + ".reason.json")
     return record
@@ -557,6 +558,8 @@ def expense_documents():
     @task
     def prepare() -> dict:
         """Create the buckets if absent; stage the shipped samples when ``stage_samples``."""
+        import hashlib
+
         from botocore.exceptions import ClientError
 
         run_id, params = _context_ids()
@@ -582,8 +585,9 @@ def expense_documents():
                     with open(path, "rb") as fh:
                         body = fh.read()
                     try:
-                        if s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == len(body):
-                            continue  # same object already there: keeps its ETag (no reprocessing)
+                        etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+                        if etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
+                            continue  # the same bytes are there already (same ETag: not taken again)
                     except ClientError:
                         pass
                     s3.put_object(Bucket=bucket, Key=key, Body=body)
