@@ -277,6 +277,21 @@ def test_other_images_fail_clearly(sm, churn):
     assert "only the SageMaker built-in XGBoost" in reason and image in reason
 
 
+def test_twin_runs_the_image_the_provider_resolves_in_every_region():
+    """One registry table: every URI ``xgboost_image_uri`` builds is one the twin trains and serves;
+    another account or partition suffix for the region is not."""
+    from aws_ml_provider.utils.sagemaker_images import XGBOOST_REGISTRIES, XGBOOST_VERSIONS, xgboost_image_uri
+
+    from aws_twin.services.sagemaker.images import xgboost_version
+
+    for region in XGBOOST_REGISTRIES:
+        for version in XGBOOST_VERSIONS:
+            assert xgboost_version(xgboost_image_uri(region, version)) == version, (region, version)
+    us_east = xgboost_image_uri("us-east-1")
+    assert xgboost_version(us_east.replace("683313688378", "246618743249")) is None  # us-west-2's account
+    assert xgboost_version(us_east.replace("amazonaws.com", "amazonaws.com.cn")) is None
+
+
 def test_duplicate_stop_unknown_and_listing(sm, churn):
     prefix = _name("lst")
     name = f"{prefix}-stop"
