@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
@@ -23,6 +22,7 @@ from aws_ml_provider.operators.sagemaker_deploy import (
     SageMakerRegisterModelVersionIdempotentOperator,
 )
 from aws_ml_provider.operators.sagemaker_training import SageMakerTrainingAttachOperator
+from aws_ml_provider.utils.paths import include_path
 
 DAG_ID = "churn_xgboost_pipeline"
 AWS_CONN_ID = "aws_default"
@@ -71,8 +71,8 @@ DOC_MD = """
 1. **setup** - creates the bucket if absent, stages the bundled churn CSV (`include/data/mlc_churn.csv`,
    MIT, from R's *modeldata*) to the default dataset URI when it is absent, uploads the Glue script
    (`include/glue/churn_preprocess.py`).
-2. **preprocess** (the provider's `GlueJobOperator`, Python shell job `churn-xgboost-preprocess`, created or updated,
-   deferrable): validates rows (bad ones quarantined to `quarantine/rows.jsonl`, counts reconcile in
+2. **preprocess** (the Amazon provider's `GlueJobOperator`, Python shell job `churn-xgboost-preprocess`,
+   created or updated, deferrable): validates rows (bad ones quarantined to `quarantine/rows.jsonl`, counts reconcile in
    `schema.json`), one-hot encodes, writes stratified train / validation / test CSVs.
 3. **train** (SageMaker built-in XGBoost, image for the connection's region, deferrable). The job name
    `churn-xgb-<hash of the run id>` is deterministic: a retried task attaches to the job it started.
@@ -97,16 +97,6 @@ Offline, point the `aws_default` connection's `endpoint_url` at aws_twin; nothin
 The default split seed is 7. The test split is 10 % (about 70 churners), so the test AUC of the default
 model moves with the split: 0.86 to 0.95 (mean 0.92) over seeds 40-59. The 0.90 gate is a real check.
 """
-
-
-def _include_file(relative: str) -> Path:
-    """A file of ``include/``: next to the DAG (MWAA zip layout) or at the project root."""
-    here = Path(__file__).resolve().parent
-    for base in (here / "include", here.parent / "include"):
-        path = base / relative
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"include/{relative} not found next to {here} or in its parent")
 
 
 def _s3_split(uri: str) -> tuple[str, str]:
@@ -280,11 +270,18 @@ def churn_xgboost_pipeline():
         if not s3.check_for_key(data_key, data_bucket):
             if dataset_uri != f"s3://{bucket}/{DATASET_KEY}":
                 raise AirflowFailException(f"dataset {dataset_uri} does not exist")
-            s3.load_file(str(_include_file("data/mlc_churn.csv")), data_key, data_bucket, replace=True)
+            s3.load_file(
+                str(include_path("data/mlc_churn.csv", anchor=__file__)), data_key, data_bucket, replace=True
+            )
             staged = True
             print(f"staged the bundled churn CSV to {dataset_uri}")
         script_bucket, script_key = _s3_split(glue_script_uri)
-        s3.load_file(str(_include_file("glue/churn_preprocess.py")), script_key, script_bucket, replace=True)
+        s3.load_file(
+            str(include_path("glue/churn_preprocess.py", anchor=__file__)),
+            script_key,
+            script_bucket,
+            replace=True,
+        )
         return {"dataset_uri": dataset_uri, "staged": staged, "glue_script_uri": glue_script_uri}
 
     cfg = resolve_config()
