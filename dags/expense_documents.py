@@ -9,10 +9,10 @@ run has taken before, and for each one:
    and the reason; Textract's own BadDocument / UnsupportedDocument / DocumentTooLarge answers
    are quarantined the same way;
 2. **extracts** it with `AnalyzeExpense` (single images) or `StartExpenseAnalysis` /
-   `GetExpenseAnalysis` (PDF, multi-page TIFF; the batch task defers while the jobs run), in
-   mapped batches (`batch_size`) sharing a TPS budget (`textract_tps`, split between the batch
-   tasks that may run at once, paced with a token bucket; botocore retries in adaptive mode back
-   off on ThrottlingException);
+   `GetExpenseAnalysis` (PDF, multi-page TIFF; the batch task defers to the triggerer while the
+   jobs run), in mapped batches (`batch_size`) sharing a TPS budget (`textract_tps`, split between
+   the batch tasks that may run at once, paced with a token bucket; botocore retries back off on
+   ThrottlingException);
 3. **normalises** the response with `trp.trp2_expense` (summary fields VENDOR_NAME,
    INVOICE_RECEIPT_ID, INVOICE_RECEIPT_DATE, TOTAL, SUBTOTAL, TAX, VENDOR_ADDRESS,
    RECEIVER_ADDRESS; line items ITEM, QUANTITY, PRICE, EXPENSE_ROW);
@@ -25,6 +25,19 @@ run has taken before, and for each one:
    per run `documents.csv`, `line_items.csv` and `summary.json` (received = extracted +
    quarantined; reviewed / auto-approved).
 
+**Configuration.** `resolve_config` (the first task) fixes the locations and ARNs of the run; an
+empty Param means "the Variable, else the default that works on aws_twin":
+
+| Param | when empty |
+| --- | --- |
+| `input_prefix`, `output_prefix`, `quarantine_prefix`, `state_prefix` | `s3://<bucket>/expenses/{inbox,output,quarantine,state}/`, `<bucket>` from Variable `ml_bucket` (else `aws-ml-provider-demo`) |
+| `workteam_arn` | Variable `a2i_workteam_arn` |
+| `a2i_role_arn` | Variable `a2i_role_arn`, else Variable `sagemaker_role_arn` |
+
+Scheduled runs use these, so set the Variables before unpausing the DAG on AWS. `stage_samples`
+(off by default) uploads the receipts shipped in `include/data/receipts/` to the input prefix:
+tick it to try the DAG.
+
 **Exactly once.** A document is identified by its key and ETag. The listing task claims each new
 document with a conditional put of `state_prefix/claims/<document id>.json` (owned by the run;
 a retry of the same run takes its own claims again) and the merge writes
@@ -33,8 +46,11 @@ run: to reprocess one, delete its claim and marker.
 
 **S3 layout** under `output_prefix`: `documents/<name>-<id12>/{textract.json,expense.json,
 summary.csv,grid.txt}`, `runs/<run>/{documents.csv,line_items.csv,summary.json}` (+ working
-files), `latest/{documents.csv,line_items.csv,summary.json}` (the Assets) and `a2i/` (A2I
-output). Offline, the only change is the `aws_default` connection's endpoint URL (aws_twin).
+files), `latest/{documents.csv,line_items.csv,summary.json}` and `a2i/` (A2I output). `finalize`
+updates the Assets `expense_documents_csv`, `expense_line_items_csv` and `expense_run_summary`;
+each event's extra holds the S3 URI of the `latest/` file and of the run's copy.
+
+Offline, the only change is the `aws_default` connection's endpoint URL (aws_twin).
 """
 
 from __future__ import annotations
@@ -43,44 +59,56 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Asset, BaseOperator, Param, dag, task
-
-try:  # the provider is importable from plugins/ (MWAA) or installed
-    from aws_ml_provider.operators.a2i import A2ICreateFlowDefinitionOperator, A2ICreateHumanTaskUiOperator
-    from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
-except ImportError:  # pragma: no cover - a checkout without plugins/ on sys.path
-    import sys
-
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins"))
-    from aws_ml_provider.operators.a2i import A2ICreateFlowDefinitionOperator, A2ICreateHumanTaskUiOperator
-    from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
+from airflow.sdk import Asset, BaseOperator, Param, dag, get_current_context, task
+from aws_ml_provider.operators.a2i import A2ICreateFlowDefinitionOperator, A2ICreateHumanTaskUiOperator
+from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
 
 DAG_ID = "expense_documents"
 AWS_CONN_ID = "aws_default"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLES_DIR = os.path.join(ROOT, "include", "data", "receipts")
-TASK_UI_TEMPLATE = os.path.join(ROOT, "include", "templates", "expense_review.liquid.html")
-DEMO_BUCKET = "aws-ml-provider-demo"
-DEFAULT_OUTPUT = f"s3://{DEMO_BUCKET}/expenses/output/"
-#: batch tasks that may call Textract at once; each gets textract_tps / EXTRACT_SLOTS
-EXTRACT_SLOTS = 4
-#: seconds between checks of pending human loops / Textract jobs while deferred
-#: (AWS_ML_WAITER_DELAY: the project-wide override, e.g. 2 s against aws_twin in the tests)
-REVIEW_POLL_SECONDS = int(
-    os.environ.get("EXPENSE_REVIEW_POLL_SECONDS") or os.environ.get("AWS_ML_WAITER_DELAY") or 300
-)
-TEXTRACT_POLL_SECONDS = int(
-    os.environ.get("EXPENSE_TEXTRACT_POLL_SECONDS") or os.environ.get("AWS_ML_WAITER_DELAY") or 10
-)
+
+#: fallbacks when neither the Param nor the Variable is set (the values aws_twin accepts)
+DEFAULT_BUCKET = "aws-ml-provider-demo"
+DEFAULT_WORKTEAM_ARN = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/expense-reviewers"
+DEFAULT_A2I_ROLE_ARN = "arn:aws:iam::123456789012:role/expense-a2i"
+#: S3 locations under the bucket, for the prefix Params left empty
+DEFAULT_PREFIXES = {
+    "input_prefix": "expenses/inbox/",
+    "output_prefix": "expenses/output/",
+    "quarantine_prefix": "expenses/quarantine/",
+    "state_prefix": "expenses/state/",
+}
+SAMPLES = "data/receipts"  # under include/
+TASK_UI_TEMPLATE = "templates/expense_review.liquid.html"  # under include/
 DOCUMENT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".pdf", ".tif", ".tiff")
 
-DOCUMENTS_ASSET = Asset(name="expense_documents_csv", uri=f"{DEFAULT_OUTPUT}latest/documents.csv")
-LINE_ITEMS_ASSET = Asset(name="expense_line_items_csv", uri=f"{DEFAULT_OUTPUT}latest/line_items.csv")
-SUMMARY_ASSET = Asset(name="expense_run_summary", uri=f"{DEFAULT_OUTPUT}latest/summary.json")
+#: batch tasks that may call Textract at once; each gets textract_tps / EXTRACT_SLOTS
+EXTRACT_SLOTS = 4
+#: seconds between checks of running Textract jobs / pending human loops while deferred;
+#: AWS_ML_WAITER_DELAY overrides both (a few seconds against aws_twin in the tests and the demo)
+TEXTRACT_POLL_SECONDS = int(os.environ.get("AWS_ML_WAITER_DELAY") or 10)
+REVIEW_POLL_SECONDS = int(os.environ.get("AWS_ML_WAITER_DELAY") or 300)
+#: how long a batch task waits for its Textract jobs, and a run for its reviewers
+TEXTRACT_TIMEOUT = timedelta(hours=2)
+REVIEW_TIMEOUT = timedelta(days=14)
+
+DOCUMENTS_ASSET = Asset(name="expense_documents_csv", group="expense-documents")
+LINE_ITEMS_ASSET = Asset(name="expense_line_items_csv", group="expense-documents")
+SUMMARY_ASSET = Asset(name="expense_run_summary", group="expense-documents")
+LATEST_FILES = {
+    "documents.csv": DOCUMENTS_ASSET,
+    "line_items.csv": LINE_ITEMS_ASSET,
+    "summary.json": SUMMARY_ASSET,
+}
 
 
 # ------------------------------------------------------------------------------------------------
 # helpers (run inside tasks only)
+
+
+def _run_settings(cfg: dict) -> tuple[str, dict]:
+    """(run id, the run's Params with the resolved locations and ARNs of ``cfg`` over them)."""
+    context = get_current_context()
+    return context["run_id"], {**context["params"], **cfg}
 
 
 def _s3():
@@ -90,22 +118,15 @@ def _s3():
 
 
 def _split(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix/``); the key part may be empty."""
     from aws_ml_provider.utils.expense import parse_s3_uri
 
     bucket, prefix = parse_s3_uri(uri)
     return bucket, prefix.rstrip("/") + "/" if prefix else ""
 
 
-def _put_json(s3, uri: str, data: Any) -> str:
-    import json
-
-    from aws_ml_provider.utils.expense import parse_s3_uri
-
-    bucket, key = parse_s3_uri(uri)
-    s3.put_object(
-        Bucket=bucket, Key=key, Body=json.dumps(data, default=str).encode(), ContentType="application/json"
-    )
-    return uri
+def _not_found(err) -> bool:
+    return err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound")
 
 
 def _put_text(s3, uri: str, text: str, content_type: str) -> str:
@@ -116,7 +137,14 @@ def _put_text(s3, uri: str, text: str, content_type: str) -> str:
     return uri
 
 
+def _put_json(s3, uri: str, data: Any) -> str:
+    import json
+
+    return _put_text(s3, uri, json.dumps(data, default=str), "application/json")
+
+
 def _get_json(s3, uri: str, default: Any = None) -> Any:
+    """The JSON object at ``uri``; ``default`` when it does not exist (raises if no default)."""
     import json
 
     from aws_ml_provider.utils.expense import parse_s3_uri
@@ -126,7 +154,7 @@ def _get_json(s3, uri: str, default: Any = None) -> Any:
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404") and default is not None:
+        if default is not None and _not_found(err):
             return default
         raise
 
@@ -140,7 +168,7 @@ def _exists(s3, uri: str) -> bool:
         s3.head_object(Bucket=bucket, Key=key)
         return True
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        if _not_found(err):
             return False
         raise
 
@@ -151,7 +179,7 @@ def _run_prefix(params: dict, run_id: str) -> str:
     return f"{params['output_prefix'].rstrip('/')}/runs/{run_key(run_id)}"
 
 
-def quarantine(s3, params: dict, run_id: str, doc: dict, code: str, reason: str) -> dict:
+def _quarantine(s3, params: dict, run_id: str, doc: dict, code: str, reason: str) -> dict:
     """Copy a bad document to ``<quarantine_prefix>/<run>/<relative key>`` with a ``.reason.json``
     beside it, and mark it processed (it is not taken again)."""
     from aws_ml_provider.utils.expense import quarantine_record, run_key
@@ -191,19 +219,6 @@ def _mark_processed(s3, params: dict, run_id: str, doc: dict, status: str, resul
     )
 
 
-def context_params() -> dict:
-    from airflow.sdk import get_current_context
-
-    return dict(get_current_context()["params"])
-
-
-def _context_ids() -> tuple[str, dict]:
-    from airflow.sdk import get_current_context
-
-    context = get_current_context()
-    return context["run_id"], dict(context["params"])
-
-
 def start_loops_for_batch(params: dict, run_id: str, extracted: dict, flow_definition_arn: str) -> dict:
     """Start (or attach to) the human loop of every document of a batch that needs review; what
     the ``start_review_loops`` task runs, on each try alike. Returns the batch dict with
@@ -220,12 +235,9 @@ def start_loops_for_batch(params: dict, run_id: str, extracted: dict, flow_defin
     loops: dict[str, str] = {}
     created = 0
     for doc in manifest["documents"]:
-        machine_uri = f"{run_prefix}/machine/{doc['document_id']}.json"
-        if not _exists(s3, machine_uri):
-            continue  # quarantined at extraction
-        machine = _get_json(s3, machine_uri)
-        if not machine["review_fields"]:
-            continue
+        machine = _get_json(s3, f"{run_prefix}/machine/{doc['document_id']}.json", default={})
+        if not machine.get("review_fields"):
+            continue  # auto-approved, or quarantined at extraction (no machine result)
         name = hook.human_loop_name(doc["document_id"], flow_name, DAG_ID, run_id)
         bucket.acquire()
         started = hook.start_human_loop(
@@ -253,26 +265,34 @@ class ExpenseBatchExtractOperator(BaseOperator):
     TIFFs to ``StartExpenseAnalysis`` (ClientRequestToken from the document and the run, so a
     retry attaches to its job). While jobs run, the task defers (``TextractJobCompleteTrigger``)
     and picks up every finished job when it resumes. Textract calls share the budget
-    ``textract_tps / EXTRACT_SLOTS`` (token bucket) and retry throttling in adaptive mode.
+    ``textract_tps / EXTRACT_SLOTS`` (token bucket) and retry throttling with backoff
+    (``textract_retry_mode``).
+
+    :param batch: ``{"batch", "manifest_uri", "documents"}`` from ``list_documents`` (templated)
+    :param config: the run's resolved locations and ARNs (``resolve_config``; templated)
 
     Returns ``{"batch", "manifest_uri", "extracted", "quarantined", "needs_review"}``.
     """
 
-    template_fields = ("batch",)
+    template_fields = ("batch", "config")
     ui_color = "#d1e8ff"
 
-    def __init__(self, *, batch: dict | Any, **kwargs):
+    def __init__(self, *, batch: dict | Any, config: dict | Any, **kwargs):
         super().__init__(**kwargs)
         self.batch = batch
+        self.config = config
 
     # ---- clients ------------------------------------------------------------------------------
-    def _hook(self):
+    def _params(self, context) -> dict:
+        return {**context["params"], **self.config}
+
+    def _hook(self, params: dict):
         from aws_ml_provider.hooks.textract import TextractHook
         from aws_ml_provider.utils.expense import textract_retry_config
         from botocore.config import Config
 
-        mode = context_params().get("textract_retry_mode", "standard")
-        return TextractHook(aws_conn_id=AWS_CONN_ID, config=Config(**textract_retry_config(mode=mode)))
+        retries = textract_retry_config(mode=params["textract_retry_mode"])
+        return TextractHook(aws_conn_id=AWS_CONN_ID, config=Config(**retries))
 
     def _bucket(self, params: dict):
         from aws_ml_provider.utils.expense import TokenBucket, per_task_tps
@@ -282,11 +302,10 @@ class ExpenseBatchExtractOperator(BaseOperator):
 
     # ---- execution ----------------------------------------------------------------------------
     def execute(self, context):
-        params = dict(context["params"])
-        run_id = context["run_id"]
+        params, run_id = self._params(context), context["run_id"]
         s3 = _s3()
         manifest = _get_json(s3, self.batch["manifest_uri"])
-        hook, bucket = self._hook(), self._bucket(params)
+        hook, bucket = self._hook(params), self._bucket(params)
         state = self._load_state(s3, params, run_id)
         running = {item["document_id"] for item in state["pending"]}
         for doc in manifest["documents"]:
@@ -302,12 +321,11 @@ class ExpenseBatchExtractOperator(BaseOperator):
 
     def resume(self, context, event: dict | None = None, **_: Any):
         """Back from the trigger (the job state is read again here; the event only woke us)."""
-        params = dict(context["params"])
-        run_id = context["run_id"]
+        params, run_id = self._params(context), context["run_id"]
         s3 = _s3()
         manifest = _get_json(s3, self.batch["manifest_uri"])
         docs = {d["document_id"]: d for d in manifest["documents"]}
-        hook, bucket = self._hook(), self._bucket(params)
+        hook, bucket = self._hook(params), self._bucket(params)
         state = self._load_state(s3, params, run_id)
         still: list[dict] = []
         for item in state["pending"]:
@@ -339,7 +357,9 @@ class ExpenseBatchExtractOperator(BaseOperator):
                     job_id=pending[0]["job_id"],
                     kind="expense",
                     waiter_delay=TEXTRACT_POLL_SECONDS,
-                    waiter_max_attempts=720,
+                    waiter_max_attempts=max(
+                        1, int(TEXTRACT_TIMEOUT.total_seconds()) // TEXTRACT_POLL_SECONDS
+                    ),
                     aws_conn_id=AWS_CONN_ID,
                 ),
                 method_name="resume",
@@ -380,13 +400,13 @@ class ExpenseBatchExtractOperator(BaseOperator):
             reason = f"{doc['source_uri']} is {doc['size']} bytes; Textract's limit is {ASYNC_DOCUMENT_LIMIT}"
             return {
                 "status": "quarantined",
-                "quarantine": quarantine(s3, params, run_id, doc, "DocumentTooLarge", reason),
+                "quarantine": _quarantine(s3, params, run_id, doc, "DocumentTooLarge", reason),
             }
         data = s3.get_object(Bucket=doc["bucket"], Key=doc["key"])["Body"].read()
         check = check_document(doc["source_uri"], data, doc["size"])
         if not check.ok:
             self.log.warning("quarantine %s: %s", doc["source_uri"], check.reason)
-            record = quarantine(s3, params, run_id, doc, check.code or "BadDocument", check.reason or "")
+            record = _quarantine(s3, params, run_id, doc, check.code or "BadDocument", check.reason or "")
             return {"status": "quarantined", "quarantine": record}
         try:
             bucket.acquire()
@@ -401,7 +421,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
                 raise
             message = err.response.get("Error", {}).get("Message", "")
             reason = f"Textract {code} for {doc['source_uri']}: {message}"
-            return {"status": "quarantined", "quarantine": quarantine(s3, params, run_id, doc, code, reason)}
+            return {"status": "quarantined", "quarantine": _quarantine(s3, params, run_id, doc, code, reason)}
         return {"status": self._store_machine_result(s3, params, run_id, doc, response)}
 
     def _finish_job(self, s3, hook, bucket, params, run_id, doc, item) -> dict:
@@ -413,7 +433,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
         except TextractJobFailed as exc:
             return {
                 "status": "quarantined",
-                "quarantine": quarantine(s3, params, run_id, doc, "TextractJobFailed", str(exc)),
+                "quarantine": _quarantine(s3, params, run_id, doc, "TextractJobFailed", str(exc)),
             }
         return {"status": self._store_machine_result(s3, params, run_id, doc, response)}
 
@@ -438,6 +458,17 @@ class ExpenseBatchExtractOperator(BaseOperator):
 # the DAG
 
 
+def _prefix_param(title: str, name: str, description: str) -> Param:
+    return Param(
+        "",
+        type="string",
+        pattern=r"^$|^s3://[^/]+/.*$",
+        title=title,
+        description=f"{description} Empty: s3://<Variable ml_bucket>/{DEFAULT_PREFIXES[name]}",
+        section="Locations",
+    )
+
+
 @dag(
     dag_id=DAG_ID,
     schedule="@hourly",
@@ -454,39 +485,32 @@ class ExpenseBatchExtractOperator(BaseOperator):
         "max_retry_delay": timedelta(minutes=10),
     },
     params={
-        "input_prefix": Param(
-            f"s3://{DEMO_BUCKET}/expenses/inbox/",
-            type="string",
-            pattern=r"^s3://[^/]+/.*$",
-            title="Input prefix",
-            description="S3 prefix of the invoices and receipts to process (JPEG, PNG, PDF, TIFF).",
+        "input_prefix": _prefix_param(
+            "Input prefix",
+            "input_prefix",
+            "S3 prefix of the invoices and receipts to process (JPEG, PNG, PDF, TIFF).",
         ),
-        "output_prefix": Param(
-            DEFAULT_OUTPUT,
-            type="string",
-            pattern=r"^s3://[^/]+/.*$",
-            title="Output prefix",
-            description="Where results, run CSVs, the run summary and A2I outputs go.",
+        "output_prefix": _prefix_param(
+            "Output prefix",
+            "output_prefix",
+            "Where results, run CSVs, the run summary and A2I outputs go.",
         ),
-        "quarantine_prefix": Param(
-            f"s3://{DEMO_BUCKET}/expenses/quarantine/",
-            type="string",
-            pattern=r"^s3://[^/]+/.*$",
-            title="Quarantine prefix",
-            description="Bad documents are copied here with a .reason.json naming the object and the reason.",
+        "quarantine_prefix": _prefix_param(
+            "Quarantine prefix",
+            "quarantine_prefix",
+            "Bad documents are copied here with a .reason.json naming the object and the reason.",
         ),
-        "state_prefix": Param(
-            f"s3://{DEMO_BUCKET}/expenses/state/",
-            type="string",
-            pattern=r"^s3://[^/]+/.*$",
-            title="State prefix",
-            description="Claims and processed markers (one per document, keyed by key and ETag).",
+        "state_prefix": _prefix_param(
+            "State prefix",
+            "state_prefix",
+            "Claims and processed markers (one per document, keyed by key and ETag).",
         ),
         "stage_samples": Param(
-            True,
+            False,
             type="boolean",
             title="Stage the sample receipts",
-            description="Upload the shipped samples (include/data/receipts) to the input prefix first.",
+            description="First upload the receipts shipped in include/data/receipts to the input prefix.",
+            section="Locations",
         ),
         "confidence_threshold": Param(
             80.0,
@@ -495,6 +519,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
             maximum=100,
             title="Confidence threshold",
             description="A summary field below this confidence (0-100) goes to human review.",
+            section="Review",
         ),
         "required_fields": Param(
             ["VENDOR_NAME", "INVOICE_RECEIPT_DATE", "TOTAL"],
@@ -502,6 +527,30 @@ class ExpenseBatchExtractOperator(BaseOperator):
             items={"type": "string"},
             title="Required fields",
             description="A document missing any of these summary fields goes to human review.",
+            section="Review",
+        ),
+        "workteam_arn": Param(
+            "",
+            type="string",
+            pattern=r"^$|^arn:aws[a-z-]*:sagemaker:",
+            title="A2I private work team ARN",
+            description="Empty: Variable a2i_workteam_arn.",
+            section="Review",
+        ),
+        "a2i_role_arn": Param(
+            "",
+            type="string",
+            pattern=r"^$|^arn:aws[a-z-]*:iam::",
+            title="A2I execution role ARN",
+            description="Role A2I assumes to read the documents and write the review output. "
+            "Empty: Variable a2i_role_arn, else Variable sagemaker_role_arn.",
+            section="Review",
+        ),
+        "human_task_ui_name": Param(
+            "expense-review-ui", type="string", title="A2I worker task UI name", section="Review"
+        ),
+        "flow_definition_name": Param(
+            "expense-review", type="string", title="A2I flow definition name", section="Review"
         ),
         "batch_size": Param(
             25,
@@ -510,6 +559,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
             maximum=1000,
             title="Batch size",
             description="Documents per mapped extraction task.",
+            section="Throughput",
         ),
         "max_documents": Param(
             5000,
@@ -517,6 +567,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
             minimum=1,
             title="Documents per run",
             description="At most this many new documents are taken by one run (the rest wait).",
+            section="Throughput",
         ),
         "textract_tps": Param(
             5.0,
@@ -524,6 +575,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
             exclusiveMinimum=0,
             title="Textract TPS budget",
             description=f"Textract calls per second for the whole run, split between {EXTRACT_SLOTS} batch tasks.",
+            section="Throughput",
         ),
         "textract_retry_mode": Param(
             "standard",
@@ -531,6 +583,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
             enum=["standard", "adaptive"],
             title="botocore retry mode for Textract",
             description="Both back off exponentially on ThrottlingException; adaptive also slows the client down.",
+            section="Throughput",
         ),
         "a2i_tps": Param(
             5.0,
@@ -538,37 +591,48 @@ class ExpenseBatchExtractOperator(BaseOperator):
             exclusiveMinimum=0,
             title="A2I StartHumanLoop TPS",
             description="Human loop starts per second.",
-        ),
-        "human_task_ui_name": Param("expense-review-ui", type="string", title="A2I worker task UI name"),
-        "flow_definition_name": Param("expense-review", type="string", title="A2I flow definition name"),
-        "workteam_arn": Param(
-            "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/expense-reviewers",
-            type="string",
-            title="A2I private work team ARN",
-        ),
-        "a2i_role_arn": Param(
-            "arn:aws:iam::123456789012:role/expense-a2i",
-            type="string",
-            title="A2I execution role ARN",
-            description="Role A2I assumes to read the documents and write the review output.",
+            section="Throughput",
         ),
     },
 )
 def expense_documents():
+    @task(multiple_outputs=True)
+    def resolve_config() -> dict:
+        """The run's S3 prefixes and A2I ARNs (Param, else Variable, else the twin default) and
+        the task UI template's path; every later task uses these, so a run sticks to them."""
+        from airflow.sdk import Variable
+        from aws_ml_provider.utils.paths import include_path
+
+        params = get_current_context()["params"]
+        cfg = {name: params[name] for name in DEFAULT_PREFIXES}
+        if not all(cfg.values()):
+            bucket = Variable.get("ml_bucket", default=DEFAULT_BUCKET)
+            cfg = {name: value or f"s3://{bucket}/{DEFAULT_PREFIXES[name]}" for name, value in cfg.items()}
+        cfg["workteam_arn"] = params["workteam_arn"] or Variable.get(
+            "a2i_workteam_arn", default=DEFAULT_WORKTEAM_ARN
+        )
+        cfg["a2i_role_arn"] = (
+            params["a2i_role_arn"]
+            or Variable.get("a2i_role_arn", default=None)
+            or Variable.get("sagemaker_role_arn", default=DEFAULT_A2I_ROLE_ARN)
+        )
+        cfg["a2i_output_uri"] = f"{cfg['output_prefix'].rstrip('/')}/a2i"
+        cfg["task_ui_template_path"] = str(include_path(TASK_UI_TEMPLATE, anchor=__file__))
+        print(cfg)
+        return cfg
+
     @task
-    def prepare() -> dict:
+    def prepare(cfg: dict) -> dict:
         """Create the buckets if absent; stage the shipped samples when ``stage_samples``."""
         import hashlib
 
+        from aws_ml_provider.utils.paths import include_path
         from botocore.exceptions import ClientError
 
-        run_id, params = _context_ids()
+        _, params = _run_settings(cfg)
         s3 = _s3()
-        buckets = {
-            _split(params[name])[0]
-            for name in ("input_prefix", "output_prefix", "quarantine_prefix", "state_prefix")
-        }
-        for name in sorted(buckets):
+        buckets = sorted({_split(params[name])[0] for name in DEFAULT_PREFIXES})
+        for name in buckets:
             try:
                 s3.head_bucket(Bucket=name)
             except ClientError:
@@ -576,109 +640,86 @@ def expense_documents():
         staged = 0
         if params["stage_samples"]:
             bucket, prefix = _split(params["input_prefix"])
-            if os.path.isdir(SAMPLES_DIR):
-                for name in sorted(os.listdir(SAMPLES_DIR)):
-                    path = os.path.join(SAMPLES_DIR, name)
-                    if not os.path.isfile(path) or not name.lower().endswith(DOCUMENT_EXTENSIONS):
-                        continue
-                    key = prefix + name
-                    with open(path, "rb") as fh:
-                        body = fh.read()
-                    try:
-                        etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-                        if etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
-                            continue  # the same bytes are there already (same ETag: not taken again)
-                    except ClientError:
-                        pass
-                    s3.put_object(Bucket=bucket, Key=key, Body=body)
-                    staged += 1
-        return {"buckets": sorted(buckets), "staged": staged}
-
-    task_ui = A2ICreateHumanTaskUiOperator(
-        task_id="task_ui",
-        aws_conn_id=AWS_CONN_ID,
-        human_task_ui_name="{{ params.human_task_ui_name }}",
-        ui_template_path=TASK_UI_TEMPLATE,
-    )
-    flow = A2ICreateFlowDefinitionOperator(
-        task_id="flow_definition",
-        aws_conn_id=AWS_CONN_ID,
-        flow_definition_name="{{ params.flow_definition_name }}",
-        human_task_ui_arn=task_ui.output,
-        workteam_arn="{{ params.workteam_arn }}",
-        role_arn="{{ params.a2i_role_arn }}",
-        output_s3_uri="{{ params.output_prefix.rstrip('/') }}/a2i",
-        task_title="Check the fields of an invoice or receipt",
-        task_description="Correct the fields the extraction was unsure of or could not find.",
-        waiter_delay=1,
-    )
+            for path in sorted(include_path(SAMPLES, anchor=__file__).iterdir()):
+                if not path.is_file() or path.suffix.lower() not in DOCUMENT_EXTENSIONS:
+                    continue
+                body = path.read_bytes()
+                try:
+                    etag = s3.head_object(Bucket=bucket, Key=prefix + path.name)["ETag"].strip('"')
+                    if etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
+                        continue  # the same bytes are there already (same ETag: not taken again)
+                except ClientError as err:
+                    if not _not_found(err):
+                        raise
+                s3.put_object(Bucket=bucket, Key=prefix + path.name, Body=body)
+                staged += 1
+        return {"buckets": buckets, "staged": staged}
 
     @task
-    def list_documents(prepared: dict) -> list[dict]:
+    def list_documents(cfg: dict, prepared: dict) -> list[dict]:
         """Claim the new documents under the input prefix; write one manifest per batch."""
         import json
 
-        from aws_ml_provider.utils.expense import document_id
+        from aws_ml_provider.utils.expense import document_id, parse_s3_uri
         from botocore.exceptions import ClientError
 
-        run_id, params = _context_ids()
+        run_id, params = _run_settings(cfg)
         s3 = _s3()
         bucket, prefix = _split(params["input_prefix"])
         state = params["state_prefix"].rstrip("/")
+        limit = int(params["max_documents"])
         taken: list[dict] = []
         skipped = {"processed": 0, "claimed_by_other_run": 0, "not_a_document": 0}
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if key.endswith("/"):
-                    skipped["not_a_document"] += 1
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in (obj for page in pages for obj in page.get("Contents", [])):
+            if len(taken) >= limit:
+                break
+            key = obj["Key"]
+            if key.endswith("/"):
+                skipped["not_a_document"] += 1
+                continue
+            etag = obj["ETag"].strip('"')
+            doc_id = document_id(key, etag)
+            if _exists(s3, f"{state}/processed/{doc_id}.json"):
+                skipped["processed"] += 1
+                continue
+            claim_uri = f"{state}/claims/{doc_id}.json"
+            claim_bucket, claim_key = parse_s3_uri(claim_uri)
+            claim = {"run_id": run_id, "source_uri": f"s3://{bucket}/{key}", "etag": etag}
+            try:
+                s3.put_object(
+                    Bucket=claim_bucket, Key=claim_key, Body=json.dumps(claim).encode(), IfNoneMatch="*"
+                )
+            except ClientError as err:
+                code = err.response.get("Error", {}).get("Code")
+                if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+                    raise
+                if _get_json(s3, claim_uri, default={}).get("run_id") != run_id:
+                    skipped["claimed_by_other_run"] += 1
                     continue
-                if len(taken) >= int(params["max_documents"]):
-                    break
-                etag = obj["ETag"].strip('"')
-                doc_id = document_id(key, etag)
-                if _exists(s3, f"{state}/processed/{doc_id}.json"):
-                    skipped["processed"] += 1
-                    continue
-                relative = key[len(prefix) :]
-                stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in relative.rsplit("/", 1)[-1])
-                doc = {
+            relative = key[len(prefix) :]
+            stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in relative.rsplit("/", 1)[-1])
+            taken.append(
+                {
                     "document_id": doc_id,
                     "bucket": bucket,
                     "key": key,
                     "relative_key": relative,
-                    "source_uri": f"s3://{bucket}/{key}",
+                    "source_uri": claim["source_uri"],
                     "etag": etag,
                     "size": obj["Size"],
                     "folder": f"{stem}-{doc_id[:12]}",
                 }
-                claim_bucket, claim_key = _split(f"{state}/claims/")
-                claim_key += f"{doc_id}.json"
-                claim = {"run_id": run_id, "source_uri": doc["source_uri"], "etag": etag}
-                try:
-                    s3.put_object(
-                        Bucket=claim_bucket, Key=claim_key, Body=json.dumps(claim).encode(), IfNoneMatch="*"
-                    )
-                except ClientError as err:
-                    code = err.response.get("Error", {}).get("Code")
-                    if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
-                        raise
-                    owner = _get_json(s3, f"s3://{claim_bucket}/{claim_key}", default={}).get("run_id")
-                    if owner != run_id:
-                        skipped["claimed_by_other_run"] += 1
-                        continue
-                taken.append(doc)
-        size = int(params["batch_size"])
-        batches = []
-        run_prefix = _run_prefix(params, run_id)
-        for index in range(0, len(taken), size):
-            number = index // size
-            uri = f"{run_prefix}/batches/{number:05d}.json"
-            _put_json(s3, uri, {"batch": number, "documents": taken[index : index + size]})
-            batches.append(
-                {"batch": number, "manifest_uri": uri, "documents": len(taken[index : index + size])}
             )
+        size = int(params["batch_size"])
+        run_prefix = _run_prefix(params, run_id)
+        batches = []
+        for number, index in enumerate(range(0, len(taken), size)):
+            documents = taken[index : index + size]
+            uri = _put_json(
+                s3, f"{run_prefix}/batches/{number:05d}.json", {"batch": number, "documents": documents}
+            )
+            batches.append({"batch": number, "manifest_uri": uri, "documents": len(documents)})
         _put_json(
             s3,
             f"{run_prefix}/listing.json",
@@ -688,10 +729,10 @@ def expense_documents():
         return batches
 
     @task(max_active_tis_per_dag=EXTRACT_SLOTS)
-    def start_review_loops(extracted: dict, flow_definition_arn: str) -> dict:
+    def start_review_loops(cfg: dict, extracted: dict, flow_definition_arn: str) -> dict:
         """One human loop per document of the batch that needs review (deterministic names: a
         retry attaches to the loops it started), paced at ``a2i_tps``."""
-        run_id, params = _context_ids()
+        run_id, params = _run_settings(cfg)
         return start_loops_for_batch(params, run_id, extracted, flow_definition_arn)
 
     @task
@@ -705,7 +746,7 @@ def expense_documents():
         return names
 
     @task(max_active_tis_per_dag=EXTRACT_SLOTS, trigger_rule="none_failed")
-    def merge_batch(started: dict) -> dict:
+    def merge_batch(cfg: dict, started: dict) -> dict:
         """Human answers over the machine values; per-document JSON, CSV and grid outputs."""
         from aws_ml_provider.hooks.a2i import LOOP_DONE, A2IRuntimeHook
         from aws_ml_provider.utils.a2i_output import answers
@@ -717,7 +758,7 @@ def expense_documents():
             pretty_outputs,
         )
 
-        run_id, params = _context_ids()
+        run_id, params = _run_settings(cfg)
         s3 = _s3()
         manifest = _get_json(s3, started["manifest_uri"])
         loops = _get_json(s3, started["loops_uri"], default={})
@@ -725,24 +766,22 @@ def expense_documents():
         run_prefix = _run_prefix(params, run_id)
         out = params["output_prefix"].rstrip("/")
         rows, documents, quarantined = [], [], []
-        documents_done = 0
         for doc in manifest["documents"]:
-            machine_uri = f"{run_prefix}/machine/{doc['document_id']}.json"
-            if not _exists(s3, machine_uri):
+            machine = _get_json(s3, f"{run_prefix}/machine/{doc['document_id']}.json", default={})
+            if not machine:
                 continue  # quarantined at extraction (counted there)
-            machine = _get_json(s3, machine_uri)
             name = loops.get(doc["document_id"])
             if name:
                 state = hook.human_loop_state(name)
                 if state["status"] != LOOP_DONE or not state.get("output_s3_uri"):
                     reason = f"human loop {name} ended {state['status']}: {state.get('failure_reason') or ''}"
-                    quarantined.append(quarantine(s3, params, run_id, doc, "ReviewNotCompleted", reason))
+                    quarantined.append(_quarantine(s3, params, run_id, doc, "ReviewNotCompleted", reason))
                     continue
                 answer = answers(hook.read_output(state["output_s3_uri"]))
                 merged = merge_review(machine["normalised"], machine["review_fields"], answer, loop=name)
                 if merged["status"] == "unreadable":
                     reason = f"the reviewer of human loop {name} marked {doc['source_uri']} unreadable"
-                    quarantined.append(quarantine(s3, params, run_id, doc, "ReviewerUnreadable", reason))
+                    quarantined.append(_quarantine(s3, params, run_id, doc, "ReviewerUnreadable", reason))
                     continue
             else:
                 merged = auto_approve(machine["normalised"])
@@ -754,7 +793,6 @@ def expense_documents():
             _put_text(s3, f"{folder}/grid.txt", grid_text, "text/plain; charset=utf-8")
             rows.extend(document_rows(merged, result_uri))
             documents.append({k: merged[k] for k in ("document_id", "source_uri", "line_items")})
-            documents_done += 1
             _mark_processed(s3, params, run_id, doc, merged["status"], result_uri)
         rows_uri = _put_json(
             s3,
@@ -765,19 +803,20 @@ def expense_documents():
             "batch": started["batch"],
             "manifest_uri": started["manifest_uri"],
             "rows_uri": rows_uri,
-            "documents": documents_done,
+            "documents": len(documents),
             "quarantined": len(quarantined),
         }
 
-    @task(trigger_rule="none_failed", outlets=[DOCUMENTS_ASSET, LINE_ITEMS_ASSET, SUMMARY_ASSET])
-    def finalize(batches: list[dict]) -> dict:
-        """The run's documents.csv, line_items.csv and summary.json (counts reconcile)."""
+    @task(trigger_rule="none_failed", outlets=list(LATEST_FILES.values()))
+    def finalize(cfg: dict, batches: list[dict]) -> dict:
+        """The run's documents.csv, line_items.csv and summary.json (counts reconcile), copied to
+        ``latest/``; the Asset events carry both URIs."""
         import json
         from collections import Counter
 
         from aws_ml_provider.utils.expense import documents_csv, line_items_csv, run_summary
 
-        run_id, params = _context_ids()
+        run_id, params = _run_settings(cfg)
         s3 = _s3()
         run_prefix = _run_prefix(params, run_id)
         rows, documents, quarantined_records = [], [], []
@@ -809,34 +848,56 @@ def expense_documents():
             "line_items.csv": (line_items_csv(documents), "text/csv"),
             "summary.json": (json.dumps(summary, indent=2), "application/json"),
         }
+        outlet_events = get_current_context()["outlet_events"]
         for name, (text, content_type) in texts.items():
-            _put_text(s3, f"{run_prefix}/{name}", text, content_type)
-            _put_text(s3, f"{out}/latest/{name}", text, content_type)
+            run_uri = _put_text(s3, f"{run_prefix}/{name}", text, content_type)
+            latest_uri = _put_text(s3, f"{out}/latest/{name}", text, content_type)
+            outlet_events[LATEST_FILES[name]].extra = {"uri": latest_uri, "run_uri": run_uri}
         summary["outputs"] = {name: f"{run_prefix}/{name}" for name in texts}
         print(json.dumps(summary))
         return summary
 
-    prepared = prepare()
-    batches = list_documents(prepared)
+    cfg = resolve_config()
+    prepared = prepare(cfg)
+    batches = list_documents(cfg, prepared)
+    task_ui = A2ICreateHumanTaskUiOperator(
+        task_id="task_ui",
+        aws_conn_id=AWS_CONN_ID,
+        human_task_ui_name="{{ params.human_task_ui_name }}",
+        ui_template_path=cfg["task_ui_template_path"],
+    )
+    flow = A2ICreateFlowDefinitionOperator(
+        task_id="flow_definition",
+        aws_conn_id=AWS_CONN_ID,
+        flow_definition_name="{{ params.flow_definition_name }}",
+        human_task_ui_arn=task_ui.output,
+        workteam_arn=cfg["workteam_arn"],
+        role_arn=cfg["a2i_role_arn"],
+        output_s3_uri=cfg["a2i_output_uri"],
+        task_title="Check the fields of an invoice or receipt",
+        task_description="Correct the fields the extraction was unsure of or could not find.",
+        waiter_delay=1,
+    )
     prepared >> task_ui
     extracted = ExpenseBatchExtractOperator.partial(
-        task_id="extract_batch", max_active_tis_per_dag=EXTRACT_SLOTS
+        task_id="extract_batch", config=cfg, max_active_tis_per_dag=EXTRACT_SLOTS
     ).expand(batch=batches)
-    started = start_review_loops.partial(flow_definition_arn=flow.output).expand(extracted=extracted.output)
-    names = review_loop_names(started)
+    started = start_review_loops.partial(cfg=cfg, flow_definition_arn=flow.output).expand(
+        extracted=extracted.output
+    )
     wait = A2IHumanLoopSensor(
         task_id="wait_for_review",
         aws_conn_id=AWS_CONN_ID,
-        human_loop_names=names,
-        allow_failed=True,
+        human_loop_names=review_loop_names(started),
+        allow_failed=True,  # a failed or stopped loop quarantines its document in merge_batch
         deferrable=True,
         waiter_delay=REVIEW_POLL_SECONDS,
-        waiter_max_attempts=max(1, 14 * 24 * 3600 // REVIEW_POLL_SECONDS),
-        poke_interval=REVIEW_POLL_SECONDS,
+        waiter_max_attempts=max(1, int(REVIEW_TIMEOUT.total_seconds()) // REVIEW_POLL_SECONDS),
+        timeout=REVIEW_TIMEOUT.total_seconds(),
     )
-    merged = merge_batch.expand(started=started)
+    merged = merge_batch.partial(cfg=cfg).expand(started=started)
     wait >> merged
-    finalize(merged)
+    finalize(cfg, merged)
 
 
 expense_documents()
