@@ -14,8 +14,8 @@ AWS calls, as plain functions that take and return JSON-able values.
 - :func:`documents_csv` / :func:`line_items_csv` / :func:`run_summary` - the per-run outputs.
 - :class:`TokenBucket` / :func:`per_task_tps` / :func:`textract_retry_config` - the TPS budget.
 
-Imports nothing heavy at module level: the parsers, Pillow and pypdfium2 load inside the
-functions that need them.
+Imports nothing heavy at module level: the parsers, Pillow and pypdfium2 (all in requirements.txt)
+load inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 SUMMARY_FIELDS = (
@@ -49,7 +49,6 @@ MONEY_FIELDS = ("TOTAL", "SUBTOTAL", "TAX", "PRICE")
 MB = 1024 * 1024
 #: Textract's limits (https://docs.aws.amazon.com/textract/latest/dg/limits-document.html)
 SYNC_IMAGE_LIMIT = 10 * MB  # JPEG/PNG/single-page PDF or TIFF from S3, synchronous
-ASYNC_IMAGE_LIMIT = 10 * MB
 ASYNC_DOCUMENT_LIMIT = 500 * MB  # PDF/TIFF, asynchronous
 ASYNC_MAX_PAGES = 3000
 MAX_IMAGE_SIDE = 10000
@@ -75,22 +74,12 @@ DOCUMENT_ERRORS = (
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key)."""
+    """``s3://bucket/key`` -> (bucket, key); unlike ``aws_ml_provider.utils.parse_s3_uri`` the key
+    may be empty (``s3://bucket/`` is a prefix)."""
     match = re.fullmatch(r"s3://([^/]+)/?(.*)", uri.strip())
     if not match:
         raise ValueError(f"not an S3 URI: {uri!r}")
     return match.group(1), match.group(2)
-
-
-def s3_uri(bucket: str, key: str) -> str:
-    return f"s3://{bucket}/{key}"
-
-
-def join_prefix(prefix: str, *parts: str) -> str:
-    """Join an S3 key prefix (with or without trailing slash) and path parts."""
-    head = prefix.rstrip("/")
-    tail = "/".join(p.strip("/") for p in parts if p)
-    return f"{head}/{tail}" if head else tail
 
 
 def document_id(key: str, etag: str) -> str:
@@ -102,13 +91,6 @@ def document_id(key: str, etag: str) -> str:
 def run_key(run_id: str) -> str:
     """An S3- and name-safe form of an Airflow run id."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-")[:120]
-
-
-def loop_name(doc_id: str, run_id: str) -> str:
-    """The deterministic A2I human loop name of a document in a run (a retried task computes the
-    same name and attaches to the loop it started). A2I: ``^[a-z0-9](-*[a-z0-9])*$``, <= 63."""
-    run_hash = hashlib.sha256(run_id.encode()).hexdigest()[:8]
-    return f"expense-{doc_id[:24]}-{run_hash}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,9 +105,6 @@ class DocumentCheck:
     mode: str | None = None  # "sync" or "async"
     code: str | None = None  # why not ok: EmptyDocument, CorruptDocument, UnsupportedDocument, ...
     reason: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -151,7 +130,7 @@ def check_document(key: str, data: bytes, size: int | None = None) -> DocumentCh
     (signature, decodability), Textract's size and page limits; and whether it goes to the
     synchronous (single images) or asynchronous (PDF, multi-page TIFF) API."""
     size = len(data) if size is None else size
-    where = key
+    where = key  # how the reasons name the document
     if size == 0 or not data:
         return DocumentCheck(False, code="EmptyDocument", reason=f"{where} is empty (0 bytes)")
     ext = _extension(key)
@@ -178,10 +157,7 @@ def check_document(key: str, data: bytes, size: int | None = None) -> DocumentCh
             code="DocumentTooLarge",
             reason=f"{where} is {size} bytes; Textract's limit for {fmt} is {limit} bytes",
         )
-    try:
-        pages, problem = _pages(fmt, data)
-    except ImportError:  # neither Pillow nor pypdfium2 here: leave decoding to Textract
-        pages, problem = 1, None
+    pages, problem = _pages(fmt, data)
     if problem:
         return DocumentCheck(False, format=fmt, code="CorruptDocument", reason=f"{where}: {problem}")
     if pages > ASYNC_MAX_PAGES:
@@ -201,13 +177,10 @@ def check_document(key: str, data: bytes, size: int | None = None) -> DocumentCh
 def _pages(fmt: str, data: bytes) -> tuple[int, str | None]:
     """(page count, problem) of a document whose signature is right."""
     if fmt == "PDF":
+        import pypdfium2 as pdfium
+
         if b"%%EOF" not in data[-2048:]:
             return 0, "truncated PDF (no %%EOF trailer): corrupt"
-        try:
-            import pypdfium2 as pdfium
-        except ImportError:
-            count = len(re.findall(rb"/Type\s*/Page(?!s)", data))
-            return max(count, 1), None
         try:
             pdf = pdfium.PdfDocument(data)
         except Exception as exc:  # PdfiumError: corrupt, encrypted
