@@ -62,6 +62,7 @@ from typing import Any
 from airflow.sdk import Asset, BaseOperator, Param, dag, get_current_context, task
 from aws_ml_provider.operators.a2i import A2ICreateFlowDefinitionOperator, A2ICreateHumanTaskUiOperator
 from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
+from aws_ml_provider.utils.expense import DEFAULT_REQUIRED, DEFAULT_THRESHOLD
 
 DAG_ID = "expense_documents"
 AWS_CONN_ID = "aws_default"
@@ -79,7 +80,6 @@ DEFAULT_PREFIXES = {
 }
 SAMPLES = "data/receipts"  # under include/
 TASK_UI_TEMPLATE = "templates/expense_review.liquid.html"  # under include/
-DOCUMENT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".pdf", ".tif", ".tiff")
 
 #: batch tasks that may call Textract at once; each gets textract_tps / EXTRACT_SLOTS
 EXTRACT_SLOTS = 4
@@ -513,7 +513,7 @@ def _prefix_param(title: str, name: str, description: str) -> Param:
             section="Locations",
         ),
         "confidence_threshold": Param(
-            80.0,
+            DEFAULT_THRESHOLD,
             type="number",
             minimum=0,
             maximum=100,
@@ -522,7 +522,7 @@ def _prefix_param(title: str, name: str, description: str) -> Param:
             section="Review",
         ),
         "required_fields": Param(
-            ["VENDOR_NAME", "INVOICE_RECEIPT_DATE", "TOTAL"],
+            list(DEFAULT_REQUIRED),
             type="array",
             items={"type": "string"},
             title="Required fields",
@@ -626,6 +626,7 @@ def expense_documents():
         """Create the buckets if absent; stage the shipped samples when ``stage_samples``."""
         import hashlib
 
+        from aws_ml_provider.utils.expense import SUPPORTED_EXTENSIONS
         from aws_ml_provider.utils.paths import include_path
         from botocore.exceptions import ClientError
 
@@ -641,7 +642,7 @@ def expense_documents():
         if params["stage_samples"]:
             bucket, prefix = _split(params["input_prefix"])
             for path in sorted(include_path(SAMPLES, anchor=__file__).iterdir()):
-                if not path.is_file() or path.suffix.lower() not in DOCUMENT_EXTENSIONS:
+                if not path.is_file() or path.suffix.lower() not in SUPPORTED_EXTENSIONS:
                     continue
                 body = path.read_bytes()
                 try:
