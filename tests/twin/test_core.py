@@ -106,3 +106,29 @@ def test_validator_finds_wrong_members_types_and_enums():
     assert "'Running' not in enum" in text
     assert "required member" in text  # TrainingJobArn, ModelArtifacts, ... missing
     assert validate(shape.members["TrainingJobName"], 5) == ["$: expected string, got int"]
+
+
+def test_list_operations_page_with_one_token_format_and_reject_foreign_tokens(twin):
+    """aws_twin.core.paging serves Glue, SageMaker and A2I: boto3's paginators walk every page, a
+    token the twin did not hand out and a MaxResults past the model's bound are the service's
+    validation error."""
+    import uuid
+
+    glue, sm = twin.client("glue"), twin.client("sagemaker")
+    prefix = f"paging-{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}-{i}" for i in range(3)]
+    for name in names:
+        glue.create_job(Name=name, Role="arn:aws:iam::123456789012:role/r", Command={"Name": "pythonshell"})
+    pages = list(glue.get_paginator("get_jobs").paginate(PaginationConfig={"PageSize": 1}))
+    assert [j["Name"] for p in pages for j in p["Jobs"] if j["Name"].startswith(prefix)] == names
+    assert all("NextToken" in p for p in pages[:-1]) and "NextToken" not in pages[-1]
+    with pytest.raises(botocore.exceptions.ClientError) as glue_err:
+        glue.get_jobs(NextToken="not-a-token")
+    assert glue_err.value.response["Error"]["Code"] == "InvalidInputException"
+    assert "not-a-token" in glue_err.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as sm_err:
+        sm.list_models(NextToken="not-a-token")
+    assert sm_err.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as too_many:
+        glue.get_job_runs(JobName=names[0], MaxResults=201)
+    assert "MaxResults must be between 1 and 200" in too_many.value.response["Error"]["Message"]

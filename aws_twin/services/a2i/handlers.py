@@ -4,12 +4,11 @@ also serves the review page (:mod:`.web`)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import weakref
 from typing import Any
 
 from ...core.errors import AwsError
+from ...core.paging import page
 from ...core.service import TwinService
 from .engine import A2IEngine, A2IError, FlowDefinition, HumanLoop
 from .web import ReviewSite
@@ -28,25 +27,6 @@ def engine_for(twin) -> A2IEngine:
 
         engine = _ENGINES[twin] = A2IEngine(write_output)
     return engine
-
-
-def _page(items: list, params: dict, default: int = 100, limit: int = 100) -> tuple[list, str | None]:
-    """One page of ``items`` for MaxResults / NextToken (an opaque offset)."""
-    size = params.get("MaxResults") or default
-    if not 1 <= size <= limit:
-        raise AwsError("ValidationException", f"MaxResults must be between 1 and {limit}.")
-    start = 0
-    token = params.get("NextToken")
-    if token:
-        try:
-            start = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise AwsError("ValidationException", "The NextToken is not valid.") from exc
-    chunk = items[start : start + size]
-    nxt = None
-    if start + size < len(items):
-        nxt = base64.urlsafe_b64encode(json.dumps({"offset": start + size}).encode()).decode()
-    return chunk, nxt
 
 
 def _time_window(items: list, params: dict) -> list:
@@ -116,15 +96,15 @@ class A2IService(TwinService):
         return {}
 
     def list_human_task_uis(self, ctx, params):
-        items, nxt = _page(_time_window(self.engine.list_task_uis(ctx.region), params), params)
+        items, more = page(
+            _time_window(self.engine.list_task_uis(ctx.region), params), params, default=100, maximum=100
+        )
         out: dict[str, Any] = {
             "HumanTaskUiSummaries": [
                 {"HumanTaskUiName": u.name, "HumanTaskUiArn": u.arn, "CreationTime": u.created} for u in items
             ]
         }
-        if nxt:
-            out["NextToken"] = nxt
-        return out
+        return out | more
 
     # ---- flow definitions ---------------------------------------------------------------------
     def create_flow_definition(self, ctx, params):
@@ -165,7 +145,9 @@ class A2IService(TwinService):
         return {}
 
     def list_flow_definitions(self, ctx, params):
-        items, nxt = _page(_time_window(self.engine.list_flows(ctx.region), params), params)
+        items, more = page(
+            _time_window(self.engine.list_flows(ctx.region), params), params, default=100, maximum=100
+        )
         out: dict[str, Any] = {
             "FlowDefinitionSummaries": [
                 {
@@ -177,9 +159,7 @@ class A2IService(TwinService):
                 for f in items
             ]
         }
-        if nxt:
-            out["NextToken"] = nxt
-        return out
+        return out | more
 
 
 class A2IRuntimeService(TwinService):
@@ -251,7 +231,7 @@ class A2IRuntimeService(TwinService):
             if exc.kind == "invalid":  # a malformed ARN
                 raise self._error(exc) from exc
             raise AwsError("ResourceNotFoundException", exc.message, 404) from exc
-        items, nxt = _page(loops, params)
+        items, more = page(loops, params, default=100, maximum=100)
         out: dict[str, Any] = {
             "HumanLoopSummaries": [
                 {
@@ -264,9 +244,7 @@ class A2IRuntimeService(TwinService):
                 for loop in items
             ]
         }
-        if nxt:
-            out["NextToken"] = nxt
-        return out
+        return out | more
 
     def stop_human_loop(self, ctx, params):
         try:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ...core import models
 from ...core.errors import AwsError
+from ...core.paging import page
 from ...core.service import RequestContext, TwinService
 from .engine import JobRunner, RunSpec
 
@@ -44,19 +45,6 @@ def _members(shape: str) -> set[str]:
 
 def _invalid(message: str) -> AwsError:
     return AwsError("InvalidInputException", message)
-
-
-def _page(items: list, params: dict, default: int, maximum: int) -> tuple[list, str | None]:
-    size = params.get("MaxResults", default)
-    if not isinstance(size, int) or not 1 <= size <= maximum:
-        raise _invalid(f"MaxResults must be between 1 and {maximum}.")
-    token = params.get("NextToken")
-    try:
-        start = int(token) if token else 0
-    except ValueError:
-        raise _invalid("Invalid pagination token.") from None
-    end = start + size
-    return items[start:end], (str(end) if end < len(items) else None)
 
 
 class _Run:
@@ -179,8 +167,8 @@ class GlueService(TwinService):
     def get_jobs(self, ctx: RequestContext, params: dict) -> dict:
         with self.lock:
             jobs = [self.jobs[n] for n in sorted(self.jobs)]
-        page, token = _page(jobs, params, 100, 1000)
-        return {"Jobs": page, "NextToken": token}
+        chunk, more = page(jobs, params, default=100, maximum=1000, error_code="InvalidInputException")
+        return {"Jobs": chunk, **more}
 
     def list_jobs(self, ctx: RequestContext, params: dict) -> dict:
         wanted = params.get("Tags") or {}
@@ -190,8 +178,8 @@ class GlueService(TwinService):
                 for n in sorted(self.jobs)
                 if all(self.tags.get(ctx.arn(f"job/{n}"), {}).get(k) == v for k, v in wanted.items())
             ]
-        page, token = _page(names, params, 100, 1000)
-        return {"JobNames": page, "NextToken": token}
+        chunk, more = page(names, params, default=100, maximum=1000, error_code="InvalidInputException")
+        return {"JobNames": chunk, **more}
 
     def batch_get_jobs(self, ctx: RequestContext, params: dict) -> dict:
         with self.lock:
@@ -394,8 +382,8 @@ class GlueService(TwinService):
         with self.lock:
             self._job(params["JobName"])
             runs = [self._view(r) for r in reversed(self.runs.get(params["JobName"], []))]
-        page, token = _page(runs, params, 100, 200)
-        return {"JobRuns": page, "NextToken": token}
+        chunk, more = page(runs, params, default=100, maximum=200, error_code="InvalidInputException")
+        return {"JobRuns": chunk, **more}
 
     def batch_stop_job_run(self, ctx: RequestContext, params: dict) -> dict:
         name = params["JobName"]

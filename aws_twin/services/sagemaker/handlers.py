@@ -9,39 +9,15 @@ on it); a duplicate training job name is ``ResourceInUse``.
 
 from __future__ import annotations
 
-import base64
 import copy
 import datetime as dt
 
 from ...core.errors import AwsError
+from ...core.paging import page
 from ...core.service import TwinService
 from .hosting import HostingEngine
 from .registry import Registry
 from .training import TrainingEngine, TrainingJob, default_scratch, now
-
-
-def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"twin:{offset}".encode()).decode()
-
-
-def _offset(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        if text.startswith("twin:"):
-            return int(text[5:])
-    except (ValueError, UnicodeDecodeError):
-        pass
-    raise AwsError("ValidationException", "Invalid pagination token.")
-
-
-def page(items: list, params: dict, default_max: int = 10) -> tuple[list, str | None]:
-    start = _offset(params.get("NextToken"))
-    size = int(params.get("MaxResults") or default_max)
-    chunk = items[start : start + size]
-    more = start + size < len(items)
-    return chunk, (_token(start + size) if more else None)
 
 
 def _aware(value):
@@ -155,11 +131,9 @@ class SageMakerService(TwinService):
             modified=lambda j: j.last_modified or j.creation_time,
             status=lambda j: j.status,
         )
-        chunk, token = page(jobs, params)
+        chunk, more = page(jobs, params, default=10, maximum=100)
         out = {"TrainingJobSummaries": [j.summary() for j in chunk]}
-        if token:
-            out["NextToken"] = token
-        return out
+        return out | more
 
     # ---- models ---------------------------------------------------------------------------
     def create_model(self, ctx, params):
@@ -180,15 +154,13 @@ class SageMakerService(TwinService):
             created=lambda m: m.creation_time,
             default_order="Descending",
         )
-        chunk, token = page(items, params)
+        chunk, more = page(items, params, default=10, maximum=100)
         out = {
             "Models": [
                 {"ModelName": m.name, "ModelArn": m.arn, "CreationTime": m.creation_time} for m in chunk
             ]
         }
-        if token:
-            out["NextToken"] = token
-        return out
+        return out | more
 
     # ---- endpoint configs -----------------------------------------------------------------
     def create_endpoint_config(self, ctx, params):
@@ -209,16 +181,14 @@ class SageMakerService(TwinService):
             created=lambda c: c.creation_time,
             default_order="Descending",
         )
-        chunk, token = page(items, params)
+        chunk, more = page(items, params, default=10, maximum=100)
         out = {
             "EndpointConfigs": [
                 {"EndpointConfigName": c.name, "EndpointConfigArn": c.arn, "CreationTime": c.creation_time}
                 for c in chunk
             ]
         }
-        if token:
-            out["NextToken"] = token
-        return out
+        return out | more
 
     # ---- endpoints ------------------------------------------------------------------------
     def create_endpoint(self, ctx, params):
@@ -244,11 +214,9 @@ class SageMakerService(TwinService):
             status=lambda e: e.status,
             default_order="Descending",
         )
-        chunk, token = page(items, params)
+        chunk, more = page(items, params, default=10, maximum=100)
         out = {"Endpoints": [e.summary() for e in chunk]}
-        if token:
-            out["NextToken"] = token
-        return out
+        return out | more
 
     # ---- model registry -------------------------------------------------------------------
     def create_model_package_group(self, ctx, params):
@@ -268,11 +236,9 @@ class SageMakerService(TwinService):
             name=lambda g: g.name,
             created=lambda g: g.creation_time,
         )
-        chunk, token = page(items, params)
+        chunk, more = page(items, params, default=10, maximum=100)
         out = {"ModelPackageGroupSummaryList": [g.summary() for g in chunk]}
-        if token:
-            out["NextToken"] = token
-        return out
+        return out | more
 
     def create_model_package(self, ctx, params):
         return {"ModelPackageArn": self.registry.create_package(ctx, params).arn}
@@ -294,8 +260,6 @@ class SageMakerService(TwinService):
             name=lambda p: p.name,
             created=lambda p: p.creation_time,
         )
-        chunk, token = page(items, params)
+        chunk, more = page(items, params, default=10, maximum=100)
         out = {"ModelPackageSummaryList": [p.summary() for p in chunk]}
-        if token:
-            out["NextToken"] = token
-        return out
+        return out | more
