@@ -29,6 +29,16 @@ class RunningTwin:
     def client(self, service: str, **kwargs):
         return self.session().client(service, endpoint_url=self.url, **kwargs)
 
+    def airflow_connection(self) -> dict:
+        """Airflow's ``aws_default`` connection (``AIRFLOW_CONN_AWS_DEFAULT`` as JSON) pointing at
+        this twin: the only change a DAG needs to run offline."""
+        return {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"endpoint_url": self.url, "region_name": self.region},
+        }
+
     def control(self, path: str, method: str = "GET", body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"{self.url}/_twin/{path}", data=data, method=method)

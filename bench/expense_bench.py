@@ -19,17 +19,15 @@ import concurrent.futures
 import json
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 
 from botocore.config import Config
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aws_twin.services.textract.layout import parse_amount, parse_date
+from aws_twin.testing import start_twin
 
-from aws_twin.services.textract.layout import parse_amount, parse_date  # noqa: E402
-from aws_twin.testing import start_twin  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FIELDS = {
     "company": "VENDOR_NAME",

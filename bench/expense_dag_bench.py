@@ -18,26 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from airflow_setup import ROOT, airflow_env, migrate_db, point_aws_default_at
+
 SAMPLES = ROOT / "include" / "data" / "receipts"
 SOURCES = ["receipt_grocery.jpg", "receipt_cafe.tif", "invoice_northwind.png", "receipt_faint_total.jpg"]
-
-
-def airflow_env(home: Path) -> None:
-    os.environ["AIRFLOW_HOME"] = str(home)
-    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
-    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ.setdefault("AWS_ML_WAITER_DELAY", "2")
 
 
 def main() -> int:
@@ -54,25 +44,12 @@ def main() -> int:
 
     home = Path(tempfile.mkdtemp(prefix="expense-bench-"))
     airflow_env(home)
-    migrate = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True
-    )
-    if migrate.returncode:
-        print(migrate.stdout[-2000:], migrate.stderr[-2000:])
+    if not migrate_db():
         return 1
-    sys.path.insert(0, str(ROOT))
     from aws_twin.testing import start_twin
 
     twin = start_twin(0, "--fault", f"textract:AnalyzeExpense:rps={args.quota}", strict=False)
-    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-        {
-            "conn_type": "aws",
-            "login": "testing",
-            "password": "testing",
-            "extra": {"endpoint_url": twin.url, "region_name": "us-east-1"},
-        }
-    )
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    point_aws_default_at(twin)
     results = []
     try:
         from airflow.dag_processing.dagbag import DagBag

@@ -27,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from airflow_setup import ROOT, airflow_env, migrate_db, point_aws_default_at
+
 DAG_ID = "churn_xgboost_pipeline"
 CHURN = ROOT / "include" / "data" / "mlc_churn.csv"
 GLUE_SCRIPT = ROOT / "include" / "glue" / "churn_preprocess.py"
@@ -40,15 +41,6 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 print("PARSE", time.perf_counter() - started, len(bag.dags), len(bag.import_errors))
 """
-
-
-def airflow_env(home: Path) -> None:
-    os.environ["AIRFLOW_HOME"] = str(home)
-    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
-    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ.setdefault("AWS_ML_WAITER_DELAY", "2")
 
 
 def parse_times(repeats: int) -> dict[str, dict]:
@@ -117,7 +109,6 @@ def plain_script(num_round: int) -> dict:
     trained = time.perf_counter()
     scores = booster.predict(xgb.DMatrix(test[:, 1:]))
     done = time.perf_counter()
-    sys.path.insert(0, str(ROOT / "plugins"))
     from aws_ml_provider.ml.evaluation import auc_score
 
     return {
@@ -130,20 +121,12 @@ def plain_script(num_round: int) -> dict:
 
 
 def dag_run(num_round: int) -> dict:
-    sys.path.insert(0, str(ROOT))
     from aws_twin.testing import start_twin
 
     started_twin = time.perf_counter()
     twin = start_twin(0, strict=True)
     twin_s = time.perf_counter() - started_twin
-    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-        {
-            "conn_type": "aws",
-            "login": "testing",
-            "password": "testing",
-            "extra": {"endpoint_url": twin.url, "region_name": "us-east-1"},
-        }
-    )
+    point_aws_default_at(twin)
     try:
         from airflow import settings
         from airflow.dag_processing.dagbag import DagBag
@@ -220,11 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     if not args.skip_dag:
-        migrate = subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True
-        )
-        if migrate.returncode != 0:
-            print(migrate.stdout[-2000:], migrate.stderr[-2000:])
+        if not migrate_db():
             return 1
         results["dag"] = dag_run(args.num_round)
         dag = results["dag"]

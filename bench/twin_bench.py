@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aws_twin.testing import start_twin
 
-from aws_twin.testing import start_twin  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CHURN = ROOT / "include" / "data" / "mlc_churn.csv"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"

@@ -1,0 +1,37 @@
+"""Airflow set-up shared by the DAG benchmarks (``expense_dag_bench``, ``pipeline_bench``): a
+private AIRFLOW_HOME with this repository's dags/ and plugins/, its metadata DB, and the
+``aws_default`` connection pointing at a twin. Imported by the scripts in this folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def airflow_env(home: Path) -> None:
+    """Point this process (and the Airflow it imports later) at ``home``; waits polled every 2 s."""
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ.setdefault("AWS_ML_WAITER_DELAY", "2")
+
+
+def migrate_db() -> bool:
+    """``airflow db migrate`` in a subprocess; prints its output and returns False when it fails."""
+    proc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
+    if proc.returncode:
+        print(proc.stdout[-2000:], proc.stderr[-2000:])
+    return proc.returncode == 0
+
+
+def point_aws_default_at(twin) -> None:
+    """The ``aws_default`` connection (and the default region) of this process -> the twin."""
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(twin.airflow_connection())
+    os.environ["AWS_DEFAULT_REGION"] = twin.region
