@@ -82,22 +82,18 @@ class CaptureWriter:
         stamp = dt.datetime.now(dt.UTC)
         modes = _mode_set(config)
         capture: dict = {}
-        if "input" in modes:
-            data, enc = _encode(request, request_type, config)
-            capture["endpointInput"] = {
-                "observedContentType": request_type or "",
-                "mode": "INPUT",
-                "data": data,
-                "encoding": enc,
-            }
-        if "output" in modes:
-            data, enc = _encode(response, response_type, config)
-            capture["endpointOutput"] = {
-                "observedContentType": response_type or "",
-                "mode": "OUTPUT",
-                "data": data,
-                "encoding": enc,
-            }
+        for mode, field, body, content_type in (
+            ("input", "endpointInput", request, request_type),
+            ("output", "endpointOutput", response, response_type),
+        ):
+            if mode in modes:
+                data, enc = _encode(body, content_type, config)
+                capture[field] = {
+                    "observedContentType": content_type or "",
+                    "mode": mode.upper(),
+                    "data": data,
+                    "encoding": enc,
+                }
         meta = {
             "eventId": str(uuid.uuid4()),
             "inferenceTime": stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",

@@ -25,14 +25,9 @@ from ...core.errors import AwsError
 from .capture import CaptureWriter
 from .images import NOT_XGBOOST, xgboost_version
 from .registry import Registry
-from .training import split_s3
+from .training import now, split_s3
 
 log = logging.getLogger("aws_twin.sagemaker")
-UTC = dt.UTC
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(UTC)
 
 
 @dataclass
@@ -191,14 +186,17 @@ class HostingEngine:
             self.models[name] = model
         return model
 
-    def model(self, ctx, name: str) -> Model:
+    def _find(self, table: dict, ctx, name: str, resource: str, what: str):
+        """``table[name]``, or the ValidationException SageMaker answers for an unknown name."""
         with self.lock:
-            model = self.models.get(name)
-        if model is None:
-            raise AwsError(
-                "ValidationException", f'Could not find model "{ctx.arn(f"model/{name.lower()}")}".'
-            )
-        return model
+            item = table.get(name)
+        if item is None:
+            arn = ctx.arn(f"{resource}/{name.lower()}")
+            raise AwsError("ValidationException", f'Could not find {what} "{arn}".')
+        return item
+
+    def model(self, ctx, name: str) -> Model:
+        return self._find(self.models, ctx, name, "model", "model")
 
     def delete_model(self, ctx, name: str) -> None:
         self.model(ctx, name)
@@ -232,12 +230,7 @@ class HostingEngine:
         return config
 
     def config(self, ctx, name: str) -> EndpointConfig:
-        with self.lock:
-            config = self.configs.get(name)
-        if config is None:
-            arn = ctx.arn(f"endpoint-config/{name.lower()}")
-            raise AwsError("ValidationException", f'Could not find endpoint configuration "{arn}".')
-        return config
+        return self._find(self.configs, ctx, name, "endpoint-config", "endpoint configuration")
 
     def delete_config(self, ctx, name: str) -> None:
         self.config(ctx, name)
@@ -246,12 +239,7 @@ class HostingEngine:
 
     # ---- endpoints ------------------------------------------------------------------------
     def endpoint(self, ctx, name: str) -> Endpoint:
-        with self.lock:
-            endpoint = self.endpoints.get(name)
-        if endpoint is None:
-            arn = ctx.arn(f"endpoint/{name.lower()}")
-            raise AwsError("ValidationException", f'Could not find endpoint "{arn}".')
-        return endpoint
+        return self._find(self.endpoints, ctx, name, "endpoint", "endpoint")
 
     def create_endpoint(self, ctx, params: dict) -> Endpoint:
         name = params["EndpointName"]
@@ -296,22 +284,17 @@ class HostingEngine:
         updating = endpoint.status == "Updating"
         try:
             variants = [self._load_variant(ctx, v) for v in config.request["ProductionVariants"]]
-        except LoadError as exc:
+        except Exception as exc:
+            if isinstance(exc, LoadError):
+                reason = str(exc)
+            else:  # a twin bug: fail the endpoint readably
+                log.exception("deploying endpoint %s failed", endpoint.name)
+                reason = f"the twin failed to deploy the endpoint: {type(exc).__name__}: {exc}"
             with self.lock:
-                if endpoint.generation != generation:
-                    return
-                endpoint.failure_reason = str(exc)
-                endpoint.status = "InService" if updating else "Failed"
-                endpoint.last_modified = now()
-            return
-        except Exception as exc:  # a twin bug: fail the endpoint readably
-            log.exception("deploying endpoint %s failed", endpoint.name)
-            with self.lock:
-                if endpoint.generation == generation:
-                    endpoint.failure_reason = (
-                        f"the twin failed to deploy the endpoint: {type(exc).__name__}: {exc}"
-                    )
+                if endpoint.generation == generation:  # a failed update keeps serving the old variants
+                    endpoint.failure_reason = reason
                     endpoint.status = "InService" if updating else "Failed"
+                    endpoint.last_modified = now()
             return
         with self.lock:
             if endpoint.generation != generation:

@@ -13,12 +13,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ...core.errors import AwsError
-
-UTC = dt.UTC
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(UTC)
+from .training import now
 
 
 def _created_by(account: str) -> dict:
