@@ -1,10 +1,12 @@
-"""Hooks of aws_ml_provider. Shared here: :class:`AwsMlHookMixin` (custom waiter file, retry default).
+"""Hooks of aws_ml_provider. Shared here: :class:`AwsMlHookMixin` (custom waiter file, retry default,
+an S3 client with the hook's connection).
 
 This module imports nothing heavy; the hook modules import ``AwsBaseHook``.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 #: folder of the custom waiter JSON files (botocore has no Textract or A2I waiters)
@@ -30,6 +32,19 @@ class AwsMlHookMixin:
     def waiter_path(self):  # type: ignore[override]
         path = WAITERS_DIR / f"{self.waiter_file}.json"
         return path if self.waiter_file and path.exists() else None
+
+    @cached_property
+    def s3_client(self):
+        """A boto3 S3 client with this hook's connection, region, SSL and botocore settings."""
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        return AwsBaseHook(
+            aws_conn_id=self.aws_conn_id,  # type: ignore[attr-defined]
+            region_name=self._region_name,  # type: ignore[attr-defined]
+            verify=self._verify,  # type: ignore[attr-defined]
+            config=self._config,  # type: ignore[attr-defined]
+            client_type="s3",
+        ).conn
 
     def _get_config(self, config=None):
         from botocore.config import Config

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -285,17 +284,6 @@ class A2IRuntimeHook(AwsMlHookMixin, AwsBaseHook):
 
     human_loop_name = staticmethod(human_loop_name)
 
-    @cached_property
-    def s3_client(self):
-        """A boto3 S3 client with this hook's connection, region, SSL and botocore settings."""
-        return AwsBaseHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self._region_name,
-            verify=self._verify,
-            config=self._config,
-            client_type="s3",
-        ).conn
-
     def describe_human_loop(self, name: str) -> dict[str, Any]:
         response = self.conn.describe_human_loop(HumanLoopName=name)
         response.pop("ResponseMetadata", None)
@@ -353,13 +341,12 @@ class A2IRuntimeHook(AwsMlHookMixin, AwsBaseHook):
         except ClientError as err:
             if _code(err) != "ResourceNotFoundException":
                 raise
-            return {
-                "human_loop_name": name,
-                "status": "NotFound",
-                "output_s3_uri": None,
-                "failure_reason": err.response.get("Error", {}).get("Message") or "human loop not found",
-                "failure_code": "ResourceNotFoundException",
-            }
+            return loop_state(
+                name,
+                "NotFound",
+                failure_reason=err.response.get("Error", {}).get("Message") or "human loop not found",
+                failure_code="ResourceNotFoundException",
+            )
         return loop_state_from_description(name, described)
 
     def read_output(self, output_s3_uri: str) -> dict[str, Any]:
@@ -369,11 +356,30 @@ class A2IRuntimeHook(AwsMlHookMixin, AwsBaseHook):
         return read_human_loop_output(self.s3_client, output_s3_uri)
 
 
-def loop_state_from_description(name: str, described: dict[str, Any]) -> dict[str, Any]:
+def loop_state(
+    name: str,
+    status: str | None,
+    *,
+    output_s3_uri: str | None = None,
+    failure_reason: str | None = None,
+    failure_code: str | None = None,
+) -> dict[str, Any]:
+    """The provider's JSON summary of one human loop (hook, sensor, triggers and XCom share it)."""
     return {
-        "human_loop_name": described.get("HumanLoopName") or name,
-        "status": described.get("HumanLoopStatus"),
-        "output_s3_uri": (described.get("HumanLoopOutput") or {}).get("OutputS3Uri"),
-        "failure_reason": described.get("FailureReason"),
-        "failure_code": described.get("FailureCode"),
+        "human_loop_name": name,
+        "status": status,
+        "output_s3_uri": output_s3_uri,
+        "failure_reason": failure_reason,
+        "failure_code": failure_code,
     }
+
+
+def loop_state_from_description(name: str, described: dict[str, Any]) -> dict[str, Any]:
+    """:func:`loop_state` of a DescribeHumanLoop response."""
+    return loop_state(
+        described.get("HumanLoopName") or name,
+        described.get("HumanLoopStatus"),
+        output_s3_uri=(described.get("HumanLoopOutput") or {}).get("OutputS3Uri"),
+        failure_reason=described.get("FailureReason"),
+        failure_code=described.get("FailureCode"),
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -97,17 +96,6 @@ class TextractHook(AwsMlHookMixin, AwsBaseHook):
         super().__init__(*args, **kwargs)
 
     # ---- helpers ------------------------------------------------------------------------------
-    @cached_property
-    def s3_client(self):
-        """A boto3 S3 client with this hook's connection, region, SSL and botocore settings."""
-        return AwsBaseHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self._region_name,
-            verify=self._verify,
-            config=self._config,
-            client_type="s3",
-        ).conn
-
     @staticmethod
     def client_request_token(*parts: object) -> str:
         """A ClientRequestToken (``[a-zA-Z0-9-_]``, at most 64 chars) derived from the parts.
@@ -222,10 +210,6 @@ class TextractHook(AwsMlHookMixin, AwsBaseHook):
         self.s3_client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
         self.log.info("Wrote %d bytes of Textract output to %s", len(body), s3_uri)
         return s3_uri
-
-    def read_json(self, s3_uri: str) -> Any:
-        bucket, key = parse_s3_uri(s3_uri, what="result URI")
-        return json.loads(self.s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
 
     def job_result_to_s3(self, kind: str, job_id: str, output_uri: str) -> dict[str, Any]:
         """Collect every page of a finished job, write it to ``output_uri``; return a summary

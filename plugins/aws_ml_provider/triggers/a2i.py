@@ -13,7 +13,7 @@ from airflow.providers.amazon.aws.utils.waiter_with_logging import RETRIABLE_ERR
 from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import WaiterError
 
-from ..hooks.a2i import LOOP_DONE, A2IRuntimeHook, loop_state_from_description
+from ..hooks.a2i import LOOP_DONE, A2IRuntimeHook, loop_state, loop_state_from_description
 
 WAITER = "human_loop_completed"
 
@@ -126,25 +126,23 @@ class A2IHumanLoopsCompleteTrigger(AwsBaseWaiterTrigger):
             error = last.get("Error") if isinstance(last.get("Error"), dict) else None
             if "terminal failure" in reason:
                 if error:
-                    return {
-                        "human_loop_name": name,
-                        "status": "NotFound" if error.get("Code") == "ResourceNotFoundException" else "Error",
-                        "output_s3_uri": None,
-                        "failure_reason": error.get("Message") or reason,
-                        "failure_code": error.get("Code"),
-                    }
+                    return loop_state(
+                        name,
+                        "NotFound" if error.get("Code") == "ResourceNotFoundException" else "Error",
+                        failure_reason=error.get("Message") or reason,
+                        failure_code=error.get("Code"),
+                    )
                 return loop_state_from_description(name, last)
             if error:
                 if error.get("Code") in RETRIABLE_ERROR_CODES:
                     self.log.info("human loop %s: retriable error %s", name, error.get("Code"))
                     return None
-                return {
-                    "human_loop_name": name,
-                    "status": "Error",
-                    "output_s3_uri": None,
-                    "failure_reason": f"{error.get('Code')}: {error.get('Message')}",
-                    "failure_code": error.get("Code"),
-                }
+                return loop_state(
+                    name,
+                    "Error",
+                    failure_reason=f"{error.get('Code')}: {error.get('Message')}",
+                    failure_code=error.get("Code"),
+                )
             self.log.info("human loop %s is %s", name, last.get("HumanLoopStatus"))
             return None
         described = await client.describe_human_loop(HumanLoopName=name)
@@ -156,17 +154,7 @@ class A2IHumanLoopsCompleteTrigger(AwsBaseWaiterTrigger):
         pending = list(self.human_loop_names)
 
         def ordered() -> list[dict[str, Any]]:
-            return [
-                states.get(n)
-                or {
-                    "human_loop_name": n,
-                    "status": "InProgress",
-                    "output_s3_uri": None,
-                    "failure_reason": None,
-                    "failure_code": None,
-                }
-                for n in self.human_loop_names
-            ]
+            return [states.get(n) or loop_state(n, "InProgress") for n in self.human_loop_names]
 
         async with await hook.get_async_conn() as client:
             waiter = hook.get_waiter(self.waiter_name, deferrable=True, client=client)
