@@ -1,4 +1,5 @@
-"""Operators of aws_ml_provider. Shared here: what identifies "this run" for deterministic names."""
+"""Operators of aws_ml_provider. Shared here: what identifies "this run" for deterministic names,
+and the connection arguments a deferring task hands its trigger."""
 
 from __future__ import annotations
 
@@ -23,3 +24,14 @@ def try_number(context: Any) -> int:
         return int(getattr(ti, "try_number", 1) or 1)
     except (TypeError, ValueError):
         return 1
+
+
+def trigger_connection(task: Any) -> dict[str, Any]:
+    """The AWS connection arguments of an ``AwsBaseOperator`` / ``AwsBaseSensor`` that its
+    ``AwsBaseWaiterTrigger`` takes, so the triggerer waits with the task's connection."""
+    return {
+        "aws_conn_id": task.aws_conn_id,
+        "region_name": task.region_name,
+        "verify": task.verify,
+        "botocore_config": task.botocore_config,
+    }

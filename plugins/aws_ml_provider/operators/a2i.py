@@ -14,6 +14,7 @@ from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from ..hooks.a2i import A2IHook, A2IResourceConflict, A2IRuntimeHook, flow_definition_name_from_arn
+from ..links import persist_link
 from ..links.a2i import A2IFlowDefinitionLink, A2IHumanLoopLink, A2IHumanTaskUiLink
 from . import run_identity
 
@@ -62,40 +63,28 @@ class A2ICreateHumanTaskUiOperator(AwsBaseOperator[A2IHook]):
         self.tags = tags
 
     def execute(self, context: Context) -> str:
-        template = self.ui_template
-        if template is None:
-            try:
-                with open(self.ui_template_path, encoding="utf-8") as fh:  # type: ignore[arg-type]
-                    template = fh.read()
-            except OSError as exc:
-                raise AirflowFailException(
-                    f"cannot read task UI template {self.ui_template_path}: {exc}"
-                ) from exc
+        template = self.ui_template if self.ui_template is not None else self._read_template()
         try:
             result = self.hook.ensure_human_task_ui(
                 self.human_task_ui_name, template, on_change=self.on_change, tags=self.tags
             )
         except A2IResourceConflict as exc:
             raise AirflowFailException(str(exc)) from exc
-        A2IHumanTaskUiLink.persist(
-            context=context,
-            operator=self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-            human_task_ui_name=result["name"],
-        )
+        persist_link(A2IHumanTaskUiLink, context, self, human_task_ui_name=result["name"])
         return result["arn"]
 
     def _read_template(self) -> str:
         """The template file; a relative path is tried as given, then beside the DAG file."""
         path = Path(str(self.ui_template_path))
         candidates = [path]
-        dag_file = getattr(getattr(self, "dag", None), "fileloc", None) if self.has_dag() else None
-        if not path.is_absolute() and dag_file:
-            candidates.append(Path(dag_file).parent / path)
+        if not path.is_absolute() and self.has_dag() and self.dag.fileloc:
+            candidates.append(Path(self.dag.fileloc).parent / path)
         for candidate in candidates:
             if candidate.is_file():
-                return candidate.read_text(encoding="utf-8")
+                try:
+                    return candidate.read_text(encoding="utf-8")
+                except OSError as exc:
+                    raise AirflowFailException(f"cannot read task UI template {candidate}: {exc}") from exc
         raise AirflowFailException(
             f"task UI template {self.ui_template_path} not found (looked at {', '.join(map(str, candidates))})"
         )
@@ -190,13 +179,7 @@ class A2ICreateFlowDefinitionOperator(AwsBaseOperator[A2IHook]):
             )
         except A2IResourceConflict as exc:
             raise AirflowFailException(str(exc)) from exc
-        A2IFlowDefinitionLink.persist(
-            context=context,
-            operator=self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-            flow_definition_name=result["name"],
-        )
+        persist_link(A2IFlowDefinitionLink, context, self, flow_definition_name=result["name"])
         if self.wait_for_active and result.get("status") != "Active":
             wait(
                 waiter=self.hook.get_waiter("flow_definition_active"),
@@ -277,17 +260,8 @@ class A2IStartHumanLoopOperator(AwsBaseOperator[A2IRuntimeHook]):
         except A2IResourceConflict as exc:
             raise AirflowException(f"document {self.document_id}: {exc}") from exc
         flow_name = flow_definition_name_from_arn(self.flow_definition_arn)
-        for link, extra in (
-            (A2IHumanLoopLink, {"flow_definition_name": flow_name, "human_loop_name": name}),
-            (A2IFlowDefinitionLink, {"flow_definition_name": flow_name}),
-        ):
-            link.persist(
-                context=context,
-                operator=self,
-                region_name=self.hook.conn_region_name,
-                aws_partition=self.hook.conn_partition,
-                **extra,
-            )
+        persist_link(A2IHumanLoopLink, context, self, flow_definition_name=flow_name, human_loop_name=name)
+        persist_link(A2IFlowDefinitionLink, context, self, flow_definition_name=flow_name)
         return {
             "human_loop_name": result["human_loop_name"],
             "human_loop_arn": result["human_loop_arn"],

@@ -25,7 +25,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 )
 from botocore.exceptions import ClientError
 
-from aws_ml_provider.operators.sagemaker_training import is_not_found
+from .sagemaker_training import is_not_found
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -91,31 +91,41 @@ class SageMakerRegisterModelVersionIdempotentOperator(SageMakerRegisterModelVers
         return arn
 
 
-class SageMakerModelIfAbsentOperator(SageMakerModelOperator):
+class _ReuseExistingMixin:
+    """``execute`` that returns the description of the existing resource named ``config[name_key]``
+    (as the provider's operator returns after a create) and creates it only when there is none."""
+
+    what: str  # for the log
+    name_key: str  # the name in ``config``
+    describe: str  # the SageMakerHook method that describes it
+    result_key: str  # the operator's result key
+
+    def execute(self, context: Context) -> dict:
+        name = self.config[self.name_key]  # type: ignore[attr-defined]
+        try:
+            existing = getattr(self.hook, self.describe)(name)  # type: ignore[attr-defined]
+        except ClientError as error:
+            if not is_not_found(error):
+                raise
+            return super().execute(context)  # type: ignore[misc]
+        self.log.info(  # type: ignore[attr-defined]
+            "%s %s already exists (created by an earlier attempt); reusing it.", self.what, name
+        )
+        return {self.result_key: serialize(existing)}
+
+
+class SageMakerModelIfAbsentOperator(_ReuseExistingMixin, SageMakerModelOperator):
     """:class:`SageMakerModelOperator` that returns the existing model of the same name."""
 
-    def execute(self, context: Context) -> dict:
-        name = self.config["ModelName"]
-        try:
-            existing = self.hook.describe_model(name)
-        except ClientError as error:
-            if not is_not_found(error):
-                raise
-            return super().execute(context)
-        self.log.info("Model %s already exists (created by an earlier attempt); reusing it.", name)
-        return {"Model": serialize(existing)}
+    what, name_key, describe, result_key = "Model", "ModelName", "describe_model", "Model"
 
 
-class SageMakerEndpointConfigIfAbsentOperator(SageMakerEndpointConfigOperator):
+class SageMakerEndpointConfigIfAbsentOperator(_ReuseExistingMixin, SageMakerEndpointConfigOperator):
     """:class:`SageMakerEndpointConfigOperator` that returns the existing config of the same name."""
 
-    def execute(self, context: Context) -> dict:
-        name = self.config["EndpointConfigName"]
-        try:
-            existing = self.hook.describe_endpoint_config(name)
-        except ClientError as error:
-            if not is_not_found(error):
-                raise
-            return super().execute(context)
-        self.log.info("Endpoint config %s already exists (created by an earlier attempt); reusing it.", name)
-        return {"EndpointConfig": serialize(existing)}
+    what, name_key, describe, result_key = (
+        "Endpoint config",
+        "EndpointConfigName",
+        "describe_endpoint_config",
+        "EndpointConfig",
+    )

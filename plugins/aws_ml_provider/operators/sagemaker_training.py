@@ -23,6 +23,8 @@ from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.providers.common.compat.sdk import AirflowFailException
 from botocore.exceptions import ClientError
 
+from . import trigger_connection
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -91,10 +93,7 @@ class SageMakerTrainingAttachOperator(SageMakerTrainingOperator):
                     job_type="Training",
                     waiter_delay=self.check_interval,
                     waiter_max_attempts=self.max_attempts,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
+                    **trigger_connection(self),
                 ),
                 method_name="execute_complete",
             )

@@ -35,10 +35,11 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from botocore.exceptions import ClientError
 
 from ..hooks.textract import TextractHook, textract_api
+from ..links import persist_link
 from ..links.textract import TextractConsoleLink, TextractResultLink
 from ..triggers.textract import TextractJobCompleteTrigger
 from ..utils import parse_s3_uri
-from . import run_identity, try_number
+from . import run_identity, trigger_connection, try_number
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -147,12 +148,7 @@ class TextractBaseOperator(AwsBaseOperator[TextractHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         mode = self.resolve_mode()
         output_uri = self.resolve_output_uri()
-        TextractConsoleLink.persist(
-            context=context,
-            operator=self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-        )
+        persist_link(TextractConsoleLink, context, self)
         if mode == "sync":
             return self._execute_sync(context, output_uri)
 
@@ -165,10 +161,7 @@ class TextractBaseOperator(AwsBaseOperator[TextractHook]):
                     kind=self.kind,
                     waiter_delay=self.waiter_delay,
                     waiter_max_attempts=self.waiter_max_attempts,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
+                    **trigger_connection(self),
                 ),
                 method_name="execute_complete",
             )
@@ -271,14 +264,7 @@ class TextractBaseOperator(AwsBaseOperator[TextractHook]):
 
     def _persist_result(self, context: Context, output_uri: str) -> None:
         bucket, key = parse_s3_uri(output_uri)
-        TextractResultLink.persist(
-            context=context,
-            operator=self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-            bucket=bucket,
-            key=key,
-        )
+        persist_link(TextractResultLink, context, self, bucket=bucket, key=key)
 
 
 class TextractAnalyzeExpenseOperator(TextractBaseOperator):

@@ -14,8 +14,10 @@ from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, PokeReturnValue, conf
 
-from ..hooks.a2i import LOOP_DONE, LOOP_RUNNING_STATES, A2IRuntimeHook
+from ..hooks.a2i import LOOP_DONE, LOOP_RUNNING_STATES, A2IRuntimeHook, flow_definition_name_from_arn
+from ..links import persist_link
 from ..links.a2i import A2IHumanLoopLink
+from ..operators import trigger_connection
 from ..triggers.a2i import A2IHumanLoopsCompleteTrigger, describe_failures
 
 if TYPE_CHECKING:
@@ -142,10 +144,7 @@ class A2IHumanLoopSensor(AwsBaseSensor[A2IRuntimeHook]):
                 allow_failed=self.allow_failed,
                 waiter_delay=self.waiter_delay,
                 waiter_max_attempts=self.waiter_max_attempts,
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                verify=self.verify,
-                botocore_config=self.botocore_config,
+                **trigger_connection(self),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) if self.timeout else None,
@@ -166,11 +165,10 @@ class A2IHumanLoopSensor(AwsBaseSensor[A2IRuntimeHook]):
             flow = self.hook.describe_human_loop(name).get("FlowDefinitionArn", "")
         except Exception:  # the link is a convenience; the sensor reports the loop itself
             return
-        A2IHumanLoopLink.persist(
-            context=context,
-            operator=self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-            flow_definition_name=flow.rsplit("/", 1)[-1],
+        persist_link(
+            A2IHumanLoopLink,
+            context,
+            self,
+            flow_definition_name=flow_definition_name_from_arn(flow),
             human_loop_name=name,
         )
