@@ -45,6 +45,18 @@ def twin(tmp_path_factory) -> RunningTwin:
     assert not violations, "twin responses that do not fit botocore's models:\n" + "\n".join(violations)
 
 
+@pytest.fixture(scope="session")
+def s3(twin):
+    """A boto3 S3 client of the twin."""
+    return twin.client("s3")
+
+
+@pytest.fixture(scope="session")
+def sm(twin):
+    """A boto3 SageMaker client of the twin."""
+    return twin.client("sagemaker")
+
+
 @pytest.fixture
 def boto(twin):
     """A boto3 session (credentials, region) whose clients need ``endpoint_url=twin.url``."""
@@ -62,12 +74,51 @@ def bucket(twin) -> str:
 @pytest.fixture
 def airflow_aws_conn(twin, monkeypatch):
     """Point Airflow's aws_default connection at the twin, the only change a DAG needs offline."""
-    conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": twin.url, "region_name": "us-east-1"},
-    }
+    conn = twin.airflow_connection()
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", twin.region)
     return conn
+
+
+@pytest.fixture(scope="module")
+def aws(twin):
+    """``airflow_aws_conn`` for a whole module (for module-scoped setup that runs operators)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(twin.airflow_connection()))
+        mp.setenv("AWS_DEFAULT_REGION", twin.region)
+        yield twin
+
+
+@pytest.fixture(scope="session")
+def review_token(twin) -> str:
+    """The token of the twin's A2I review page (printed by the twin at start-up)."""
+    assert "token=" in twin.review_url, twin.output
+    return twin.review_url.split("token=", 1)[1]
+
+
+class FakeTI:
+    """What the provider's operators read from the task instance: identity, try number,
+    ``xcom_push`` (console links) and the first reschedule date (a sensor's first poke)."""
+
+    def __init__(self, dag_id="test_dag", run_id="manual__2026-01-01", task_id="task", try_number=1):
+        self.dag_id, self.run_id, self.task_id, self.try_number = dag_id, run_id, task_id, try_number
+        self.map_index = -1
+        self.xcoms: dict = {}
+
+    def xcom_push(self, key, value):
+        self.xcoms[key] = value
+
+    def get_first_reschedule_date(self, context):
+        return None
+
+
+@pytest.fixture(scope="session")
+def task_context():
+    """``task_context(task_id=..., try_number=..., run_id=..., dag_id=...)``: the context dict an
+    operator's ``execute`` gets, around a :class:`FakeTI`."""
+
+    def make(**kw) -> dict:
+        ti = FakeTI(**kw)
+        return {"ti": ti, "task_instance": ti, "run_id": ti.run_id}
+
+    return make

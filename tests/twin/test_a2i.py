@@ -62,24 +62,8 @@ def _png() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def sm(twin):
-    return twin.client("sagemaker")
-
-
-@pytest.fixture(scope="module")
 def a2i(twin):
     return twin.client("sagemaker-a2i-runtime")
-
-
-@pytest.fixture(scope="module")
-def s3(twin):
-    return twin.client("s3")
-
-
-@pytest.fixture(scope="module")
-def token(twin) -> str:
-    assert "token=" in twin.review_url, twin.output
-    return twin.review_url.split("token=", 1)[1]
 
 
 @pytest.fixture(scope="module")
@@ -253,12 +237,12 @@ def test_repeated_start_is_a_conflict_and_keeps_one_loop(a2i, setup):
     assert _code(exc) == "ValidationException"
 
 
-def test_answer_through_api_completes_loop_and_writes_output(twin, a2i, s3, setup, token):
+def test_answer_through_api_completes_loop_and_writes_output(twin, a2i, s3, setup, review_token):
     name, content = _start(a2i, setup)
     pending = requests.get(
         f"{twin.url}/review/api/loops",
         params={"status": "InProgress"},
-        headers={"X-Review-Token": token},
+        headers={"X-Review-Token": review_token},
         timeout=30,
     ).json()
     mine = [p for p in pending if p["name"] == name]
@@ -272,7 +256,7 @@ def test_answer_through_api_completes_loop_and_writes_output(twin, a2i, s3, setu
         "field__VENDOR_NAME": "ACME Store",
         "document_unreadable": {"on": False},
     }
-    resp = _answer(twin, token, name, answers, worker="reviewer-7")
+    resp = _answer(twin, review_token, name, answers, worker="reviewer-7")
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "Completed"
 
@@ -299,12 +283,12 @@ def test_answer_through_api_completes_loop_and_writes_output(twin, a2i, s3, setu
     assert isinstance(answer["timeSpentInSeconds"], float | int) and answer["timeSpentInSeconds"] >= 0
     assert set(answer["workerMetadata"]["identityData"]) == {"identityProviderType", "issuer", "sub"}
 
-    again = _answer(twin, token, name, answers, worker="reviewer-8")
+    again = _answer(twin, review_token, name, answers, worker="reviewer-8")
     assert again.status_code == 409
-    assert _answer(twin, token, _name("missing"), answers).status_code == 404
+    assert _answer(twin, review_token, _name("missing"), answers).status_code == 404
 
 
-def test_stop_and_delete(twin, a2i, setup, token):
+def test_stop_and_delete(twin, a2i, setup, review_token):
     name, _ = _start(a2i, setup)
     with pytest.raises(ClientError) as exc:
         a2i.delete_human_loop(HumanLoopName=name)
@@ -312,7 +296,7 @@ def test_stop_and_delete(twin, a2i, setup, token):
     a2i.stop_human_loop(HumanLoopName=name)
     assert a2i.describe_human_loop(HumanLoopName=name)["HumanLoopStatus"] in ("Stopping", "Stopped")
     _wait(lambda: a2i.describe_human_loop(HumanLoopName=name)["HumanLoopStatus"], "Stopped".__eq__)
-    assert _answer(twin, token, name, {"field__TOTAL": "1"}).status_code == 409
+    assert _answer(twin, review_token, name, {"field__TOTAL": "1"}).status_code == 409
     a2i.delete_human_loop(HumanLoopName=name)
     with pytest.raises(ClientError) as exc:
         a2i.describe_human_loop(HumanLoopName=name)
@@ -383,7 +367,7 @@ def test_loop_expires_after_task_availability_lifetime(sm, a2i, setup):
 
 
 # ---- the review page ---------------------------------------------------------------------------------
-def test_review_page_needs_the_token(twin, a2i, setup, token):
+def test_review_page_needs_the_token(twin, a2i, setup, review_token):
     name, _ = _start(a2i, setup)
     assert requests.get(f"{twin.url}/review/", timeout=30).status_code == 403
     assert requests.get(f"{twin.url}/review/", params={"token": "wrong"}, timeout=30).status_code == 403
@@ -394,7 +378,7 @@ def test_review_page_needs_the_token(twin, a2i, setup, token):
         == 403
     )
     with requests.Session() as browser:
-        index = browser.get(f"{twin.url}/review/", params={"token": token}, timeout=30)
+        index = browser.get(f"{twin.url}/review/", params={"token": review_token}, timeout=30)
         assert index.status_code == 200
         assert f"/review/{name}" in index.text
         # the token now travels in a cookie
@@ -403,10 +387,10 @@ def test_review_page_needs_the_token(twin, a2i, setup, token):
     assert a2i.describe_human_loop(HumanLoopName=name)["HumanLoopStatus"] == "InProgress"
 
 
-def test_review_page_renders_form_and_image(twin, a2i, setup, token):
+def test_review_page_renders_form_and_image(twin, a2i, setup, review_token):
     name, content = _start(a2i, setup)
     with requests.Session() as browser:
-        page = browser.get(f"{twin.url}/review/{name}", params={"token": token}, timeout=30)
+        page = browser.get(f"{twin.url}/review/{name}", params={"token": review_token}, timeout=30)
         assert page.status_code == 200
         text = page.text
         assert "<crowd-" not in text  # every crowd element became plain HTML
@@ -439,15 +423,15 @@ def test_review_page_renders_form_and_image(twin, a2i, setup, token):
     }
 
 
-def test_task_count_two_needs_two_workers(twin, sm, a2i, s3, setup, token):
+def test_task_count_two_needs_two_workers(twin, sm, a2i, s3, setup, review_token):
     flow_arn = _create_flow(
         sm, _name("two-flow"), setup["ui_arn"], f"s3://{setup['bucket']}/two", TaskCount=2
     )
     name, _ = _start(a2i, setup, flow_arn=flow_arn)
-    assert _answer(twin, token, name, {"field__TOTAL": "12.50"}, worker="w-one").status_code == 200
+    assert _answer(twin, review_token, name, {"field__TOTAL": "12.50"}, worker="w-one").status_code == 200
     assert a2i.describe_human_loop(HumanLoopName=name)["HumanLoopStatus"] == "InProgress"
-    assert _answer(twin, token, name, {"field__TOTAL": "12.50"}, worker="w-one").status_code == 409
-    assert _answer(twin, token, name, {"field__TOTAL": "12.05"}, worker="w-two").status_code == 200
+    assert _answer(twin, review_token, name, {"field__TOTAL": "12.50"}, worker="w-one").status_code == 409
+    assert _answer(twin, review_token, name, {"field__TOTAL": "12.05"}, worker="w-two").status_code == 200
     desc = a2i.describe_human_loop(HumanLoopName=name)
     assert desc["HumanLoopStatus"] == "Completed"
     out = _read_output(s3, desc["HumanLoopOutput"]["OutputS3Uri"])

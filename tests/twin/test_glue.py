@@ -54,11 +54,6 @@ time.sleep(120)
 
 
 @pytest.fixture(scope="module")
-def s3(twin):
-    return twin.client("s3")
-
-
-@pytest.fixture(scope="module")
 def glue(twin):
     return twin.client("glue")
 

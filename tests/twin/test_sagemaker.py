@@ -76,18 +76,8 @@ def _request(
 
 
 @pytest.fixture(scope="module")
-def sm(twin):
-    return twin.client("sagemaker")
-
-
-@pytest.fixture(scope="module")
 def runtime(twin):
     return twin.client("sagemaker-runtime")
-
-
-@pytest.fixture(scope="module")
-def s3(twin):
-    return twin.client("s3")
 
 
 @pytest.fixture(scope="module")
@@ -631,3 +621,33 @@ def test_provider_operators_against_the_twin(airflow_aws_conn, sm, runtime, trai
         sm.describe_model_package(ModelPackageName=package_arn)["ModelApprovalStatus"]
         == "PendingManualApproval"
     )
+
+
+def test_if_absent_operators_create_once_and_reuse_on_a_retry(airflow_aws_conn, sm, trained):
+    """aws_ml_provider's model / endpoint config operators: the first try creates, a retry (same
+    deterministic name) gets the existing resource's description instead of an error."""
+    from aws_ml_provider.operators.sagemaker_deploy import (
+        SageMakerEndpointConfigIfAbsentOperator,
+        SageMakerModelIfAbsentOperator,
+    )
+
+    artifact = trained["a"]["ModelArtifacts"]["S3ModelArtifacts"]
+    model = {
+        "ModelName": _name("ifabsent-model"),
+        "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": artifact},
+        "ExecutionRoleArn": ROLE,
+    }
+    config = {
+        "EndpointConfigName": _name("ifabsent-cfg"),
+        "ProductionVariants": [
+            {"VariantName": "AllTraffic", "ModelName": model["ModelName"], "InitialInstanceCount": 1}
+        ],
+    }
+    for attempt in ("first", "retry"):
+        made = SageMakerModelIfAbsentOperator(task_id=f"model-{attempt}", config=model).execute({})
+        assert made["Model"]["ModelName"] == model["ModelName"], attempt
+        made = SageMakerEndpointConfigIfAbsentOperator(task_id=f"cfg-{attempt}", config=config).execute({})
+        assert made["EndpointConfig"]["EndpointConfigName"] == config["EndpointConfigName"], attempt
+    assert [m["ModelName"] for m in sm.list_models(NameContains=model["ModelName"])["Models"]] == [
+        model["ModelName"]
+    ]

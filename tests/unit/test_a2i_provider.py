@@ -35,53 +35,12 @@ WORKTEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/revi
 LOOP_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9])*$")
 
 
-class FakeTI:
-    """What the operators read from the task instance: identity, try number, xcom_push (links)."""
-
-    def __init__(self, dag_id="a2i_dag", run_id="manual__2026-01-01", task_id="task", try_number=1):
-        self.dag_id, self.run_id, self.task_id, self.try_number = dag_id, run_id, task_id, try_number
-        self.map_index = -1
-        self.xcoms: dict = {}
-
-    def xcom_push(self, key, value):
-        self.xcoms[key] = value
-
-    def get_first_reschedule_date(self, context):
-        return None  # the first poke of a sensor in reschedule mode
-
-
-def context(**kw) -> dict:
-    ti = FakeTI(**kw)
-    return {"ti": ti, "task_instance": ti, "run_id": ti.run_id}
-
-
 def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
-def aws(twin):
-    """aws_default -> the twin (module scope: the same as the ``airflow_aws_conn`` fixture)."""
-    conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": twin.url, "region_name": "us-east-1"},
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        yield twin
-
-
-@pytest.fixture(scope="module")
-def review_token(twin) -> str:
-    assert "token=" in twin.review_url, twin.output
-    return twin.review_url.split("token=", 1)[1]
-
-
-@pytest.fixture(scope="module")
-def env(aws):
+def env(aws, task_context):
     """A bucket, a task UI and an Active flow definition made by the provider's operators."""
     s3 = aws.client("s3")
     bucket = _name("a2i-provider")
@@ -90,9 +49,9 @@ def env(aws):
     ui_name = _name("expense-ui")
     ui_arn = A2ICreateHumanTaskUiOperator(
         task_id="ui", human_task_ui_name=ui_name, ui_template_path=str(TEMPLATE)
-    ).execute(context(task_id="ui"))
+    ).execute(task_context(task_id="ui"))
     flow_name = _name("expense-review")
-    flow_arn = _flow_op(flow_name, ui_arn, f"s3://{bucket}/a2i-output").execute(context(task_id="flow"))
+    flow_arn = _flow_op(flow_name, ui_arn, f"s3://{bucket}/a2i-output").execute(task_context(task_id="flow"))
     return {
         "bucket": bucket,
         "ui_name": ui_name,
@@ -125,14 +84,14 @@ def _input(env, doc="r1") -> dict:
     }
 
 
-def _start(env, doc: str, flow_arn: str | None = None, **ctx) -> dict:
+def _start(task_context, env, doc: str, flow_arn: str | None = None, **ctx) -> dict:
     op = A2IStartHumanLoopOperator(
         task_id=ctx.pop("task_id", "start"),
         flow_definition_arn=flow_arn or env["flow_arn"],
         document_id=doc,
         human_loop_input=_input(env, doc),
     )
-    return op.execute(context(task_id=op.task_id, **ctx))
+    return op.execute(task_context(task_id=op.task_id, **ctx))
 
 
 def _answer(twin, token, loop, values, worker="worker-1"):
@@ -152,13 +111,13 @@ def _loops_of(twin, flow_arn) -> list[str]:
 
 
 # ---- task UI and flow definition: create or reuse -------------------------------------------------------
-def test_task_ui_is_reused_when_unchanged_and_versioned_when_changed(aws, env):
+def test_task_ui_is_reused_when_unchanged_and_versioned_when_changed(aws, env, task_context):
     sm = aws.client("sagemaker")
     template = TEMPLATE.read_text()
     again = A2ICreateHumanTaskUiOperator(
         task_id="ui", human_task_ui_name=env["ui_name"], ui_template=template
     )
-    ctx = context(task_id="ui")
+    ctx = task_context(task_id="ui")
     assert again.execute(ctx) == env["ui_arn"]
     assert ctx["ti"].xcoms["a2i_human_task_ui"]["human_task_ui_name"] == env["ui_name"]
 
@@ -166,7 +125,7 @@ def test_task_ui_is_reused_when_unchanged_and_versioned_when_changed(aws, env):
     assert changed != template
     new_arn = A2ICreateHumanTaskUiOperator(
         task_id="ui", human_task_ui_name=env["ui_name"], ui_template=changed
-    ).execute(context())
+    ).execute(task_context())
     expected_name = f"{env['ui_name']}-{hashlib.sha256(changed.encode()).hexdigest()[:8]}"
     assert new_arn.endswith(f"/{expected_name}")
     described = sm.describe_human_task_ui(HumanTaskUiName=expected_name)
@@ -181,16 +140,38 @@ def test_task_ui_is_reused_when_unchanged_and_versioned_when_changed(aws, env):
     with pytest.raises(AirflowFailException, match=re.escape(env["ui_name"]) + ".*different template"):
         A2ICreateHumanTaskUiOperator(
             task_id="ui", human_task_ui_name=env["ui_name"], ui_template=changed, on_change="fail"
-        ).execute(context())
+        ).execute(task_context())
 
 
-def test_flow_definition_is_reused_and_active_and_versioned_on_change(aws, env):
+def test_task_ui_template_path_is_read_beside_the_dag_file(aws, task_context, tmp_path):
+    from airflow.sdk import DAG
+
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "review.html").write_text(TEMPLATE.read_text(), encoding="utf-8")
+    ui_name = _name("relative-ui")
+    with DAG("a2i_relative_template", schedule=None) as dag:
+        found = A2ICreateHumanTaskUiOperator(
+            task_id="ui", human_task_ui_name=ui_name, ui_template_path="templates/review.html"
+        )
+        absent = A2ICreateHumanTaskUiOperator(
+            task_id="absent", human_task_ui_name=ui_name, ui_template_path="templates/absent.html"
+        )
+    dag.fileloc = str(tmp_path / "review_dag.py")
+    found.execute(task_context(task_id="ui"))
+    described = aws.client("sagemaker").describe_human_task_ui(HumanTaskUiName=ui_name)
+    assert described["UiTemplate"]["ContentSha256"] == hashlib.sha256(TEMPLATE.read_bytes()).hexdigest()
+    beside_dag = re.escape(str(tmp_path / "templates" / "absent.html"))
+    with pytest.raises(AirflowFailException, match=r"templates/absent\.html not found .*" + beside_dag):
+        absent.execute(task_context(task_id="absent"))
+
+
+def test_flow_definition_is_reused_and_active_and_versioned_on_change(aws, env, task_context):
     sm = aws.client("sagemaker")
     described = sm.describe_flow_definition(FlowDefinitionName=env["flow_name"])
     assert described["FlowDefinitionStatus"] == "Active"  # the operator waited for it
     assert described["HumanLoopConfig"]["HumanTaskUiArn"] == env["ui_arn"]
 
-    ctx = context(task_id="flow")
+    ctx = task_context(task_id="flow")
     same = _flow_op(env["flow_name"], env["ui_arn"], f"s3://{env['bucket']}/a2i-output")
     assert same.execute(ctx) == env["flow_arn"]
     link = A2IFlowDefinitionLink().format_link(**ctx["ti"].xcoms["a2i_flow_definition"])
@@ -199,12 +180,12 @@ def test_flow_definition_is_reused_and_active_and_versioned_on_change(aws, env):
     )
 
     retitled = _flow_op(env["flow_name"], env["ui_arn"], f"s3://{env['bucket']}/a2i-output", task_title="New")
-    new_arn = retitled.execute(context())
+    new_arn = retitled.execute(task_context())
     assert new_arn != env["flow_arn"]
     new_name = new_arn.rsplit("/", 1)[1]
     assert new_name.startswith(env["flow_name"] + "-") and len(new_name) == len(env["flow_name"]) + 9
     assert sm.describe_flow_definition(FlowDefinitionName=new_name)["HumanLoopConfig"]["TaskTitle"] == "New"
-    assert retitled.execute(context()) == new_arn  # same configuration, same versioned name
+    assert retitled.execute(task_context()) == new_arn  # same configuration, same versioned name
 
     strict = _flow_op(
         env["flow_name"],
@@ -214,23 +195,25 @@ def test_flow_definition_is_reused_and_active_and_versioned_on_change(aws, env):
         on_change="fail",
     )
     with pytest.raises(AirflowFailException, match="TaskTitle is 'Check the extracted receipt fields'"):
-        strict.execute(context())
+        strict.execute(task_context())
 
 
 # ---- human loops: deterministic names, one loop per document and run -----------------------------------
-def test_start_human_loop_twice_for_the_same_document_and_run_makes_one_loop(aws, env):
-    flow_arn = _flow_op(_name("idem-flow"), env["ui_arn"], f"s3://{env['bucket']}/idem").execute(context())
+def test_start_human_loop_twice_for_the_same_document_and_run_makes_one_loop(aws, env, task_context):
+    flow_arn = _flow_op(_name("idem-flow"), env["ui_arn"], f"s3://{env['bucket']}/idem").execute(
+        task_context()
+    )
     doc = f"s3://{env['bucket']}/docs/Receipt 001 (scan).PNG"
-    first = _start(env, doc, flow_arn, try_number=1)
-    retry = _start(env, doc, flow_arn, try_number=2)
+    first = _start(task_context, env, doc, flow_arn, try_number=1)
+    retry = _start(task_context, env, doc, flow_arn, try_number=2)
     assert first["human_loop_name"] == retry["human_loop_name"]
     assert first["human_loop_arn"] == retry["human_loop_arn"]
     assert first["status"] == retry["status"] == "InProgress"
     assert LOOP_NAME.match(first["human_loop_name"]) and len(first["human_loop_name"]) <= 63
     assert _loops_of(aws, flow_arn) == [first["human_loop_name"]]
 
-    other_run = _start(env, doc, flow_arn, run_id="manual__2026-01-02")
-    other_doc = _start(env, doc + "x", flow_arn)
+    other_run = _start(task_context, env, doc, flow_arn, run_id="manual__2026-01-02")
+    other_doc = _start(task_context, env, doc + "x", flow_arn)
     assert len({first["human_loop_name"], other_run["human_loop_name"], other_doc["human_loop_name"]}) == 3
     assert sorted(_loops_of(aws, flow_arn)) == sorted(
         [first["human_loop_name"], other_run["human_loop_name"], other_doc["human_loop_name"]]
@@ -239,11 +222,11 @@ def test_start_human_loop_twice_for_the_same_document_and_run_makes_one_loop(aws
     assert len(long_name) <= 63 and LOOP_NAME.match(long_name)
 
 
-def test_start_loop_name_clash_with_another_flow_is_an_error(aws, env):
+def test_start_loop_name_clash_with_another_flow_is_an_error(aws, env, task_context):
     other_flow = _flow_op(_name("clash-flow"), env["ui_arn"], f"s3://{env['bucket']}/clash").execute(
-        context()
+        task_context()
     )
-    started = _start(env, "clash-doc", env["flow_arn"])
+    started = _start(task_context, env, "clash-doc", env["flow_arn"])
     op = A2IStartHumanLoopOperator(
         task_id="start",
         flow_definition_arn=other_flow,
@@ -252,19 +235,19 @@ def test_start_loop_name_clash_with_another_flow_is_an_error(aws, env):
         human_loop_name=started["human_loop_name"],
     )
     with pytest.raises(AirflowException, match="exists for flow definition"):
-        op.execute(context())
+        op.execute(task_context())
 
 
 # ---- sensor and triggers ------------------------------------------------------------------------------
-def test_sensor_returns_output_and_answers_of_a_completed_loop(aws, env, review_token):
-    started = _start(env, "sensor-doc")
+def test_sensor_returns_output_and_answers_of_a_completed_loop(aws, env, review_token, task_context):
+    started = _start(task_context, env, "sensor-doc")
     name = started["human_loop_name"]
     sensor = A2IHumanLoopSensor(task_id="wait", human_loop_names=started, poke_interval=0.2, timeout=30)
-    assert sensor.poke(context()) is False
+    assert sensor.poke(task_context()) is False
     with pytest.raises(AirflowRescheduleException):  # not deferred: the worker slot is released
-        sensor.execute(context())
+        sensor.execute(task_context())
     _answer(aws, review_token, name, {"TOTAL": "12.50", "approve": "yes"})
-    ctx = context(task_id="wait")
+    ctx = task_context(task_id="wait")
     result = sensor.execute(ctx)
     (state,) = result["human_loops"]
     assert state["human_loop_name"] == name and state["status"] == "Completed"
@@ -301,9 +284,9 @@ async def _collect(trigger, during=None):
     raise AssertionError("trigger ended without an event")
 
 
-def test_triggers_roundtrip_and_wait_for_completion(aws, env, review_token):
-    a = _start(env, "trigger-a")["human_loop_name"]
-    b = _start(env, "trigger-b")["human_loop_name"]
+def test_triggers_roundtrip_and_wait_for_completion(aws, env, review_token, task_context):
+    a = _start(task_context, env, "trigger-a")["human_loop_name"]
+    b = _start(task_context, env, "trigger-b")["human_loop_name"]
     many = _roundtrip(
         A2IHumanLoopsCompleteTrigger(human_loop_names=[a, b], waiter_delay=0.2, waiter_max_attempts=100)
     )
@@ -330,35 +313,35 @@ def _wait_status(a2i, name: str, status: str, timeout: float = 20.0) -> None:
         time.sleep(0.1)
 
 
-def test_sensor_reports_stopped_and_failed_loops_clearly(aws, env):
+def test_sensor_reports_stopped_and_failed_loops_clearly(aws, env, task_context):
     a2i = aws.client("sagemaker-a2i-runtime")
     short_flow = _flow_op(
         _name("short-flow"),
         env["ui_arn"],
         f"s3://{env['bucket']}/short",
         task_availability_lifetime_in_seconds=1,
-    ).execute(context())
-    expiring = _start(env, "expiring-doc", short_flow)["human_loop_name"]
-    stopped = _start(env, "stopped-doc")["human_loop_name"]
-    running = _start(env, "running-doc")["human_loop_name"]
+    ).execute(task_context())
+    expiring = _start(task_context, env, "expiring-doc", short_flow)["human_loop_name"]
+    stopped = _start(task_context, env, "stopped-doc")["human_loop_name"]
+    running = _start(task_context, env, "running-doc")["human_loop_name"]
 
     # deferrable: both loops are in progress, so the sensor defers; one is stopped while it waits
     sensor = A2IHumanLoopSensor(
         task_id="wait", human_loop_names=[stopped, running], deferrable=True, waiter_delay=0.2
     )
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context())
+        sensor.execute(task_context())
     assert deferred.value.method_name == "execute_complete"
     trigger = _roundtrip(deferred.value.trigger)
     event = asyncio.run(_collect(trigger, lambda: a2i.stop_human_loop(HumanLoopName=stopped)))
     assert event["status"] == "error"
     with pytest.raises(AirflowFailException, match=f"human loop {stopped} is Stopped"):
-        sensor.execute_complete(context(), event)
+        sensor.execute_complete(task_context(), event)
 
     # poke: every failure named with its status and reason, the running loop not blamed
     _wait_status(a2i, expiring, "Failed")
     with pytest.raises(AirflowFailException) as err:
-        A2IHumanLoopSensor(task_id="wait", human_loop_names=[expiring, stopped, running]).poke(context())
+        A2IHumanLoopSensor(task_id="wait", human_loop_names=[expiring, stopped, running]).poke(task_context())
     message = str(err.value)
     assert f"human loop {stopped} is Stopped" in message
     assert f"human loop {expiring} is Failed" in message and "(TaskExpired)" in message
@@ -369,7 +352,7 @@ def test_sensor_reports_stopped_and_failed_loops_clearly(aws, env):
     tolerant = A2IHumanLoopSensor(
         task_id="wait", human_loop_names=[expiring, stopped, running], allow_failed=True
     )
-    assert tolerant.poke(context()) is False
+    assert tolerant.poke(task_context()) is False
     tolerant_trigger = _roundtrip(
         A2IHumanLoopsCompleteTrigger(
             human_loop_names=[expiring, stopped, running], allow_failed=True, waiter_delay=0.2
@@ -377,7 +360,7 @@ def test_sensor_reports_stopped_and_failed_loops_clearly(aws, env):
     )
     event = asyncio.run(_collect(tolerant_trigger, lambda: a2i.stop_human_loop(HumanLoopName=running)))
     assert event["status"] == "success"
-    result = tolerant.execute_complete(context(), event)
+    result = tolerant.execute_complete(task_context(), event)
     assert {s["human_loop_name"]: s["status"] for s in result["human_loops"]} == {
         expiring: "Failed",
         stopped: "Stopped",

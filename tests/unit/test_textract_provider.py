@@ -30,36 +30,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class FakeTI:
-    def __init__(self, dag_id="textract_dag", run_id="manual__2026-01-01", task_id="extract", try_number=1):
-        self.dag_id, self.run_id, self.task_id, self.try_number = dag_id, run_id, task_id, try_number
-        self.map_index = -1
-        self.xcoms: dict = {}
-
-    def xcom_push(self, key, value):
-        self.xcoms[key] = value
-
-
-def context(**kw) -> dict:
-    ti = FakeTI(**kw)
-    return {"ti": ti, "task_instance": ti, "run_id": ti.run_id}
-
-
-@pytest.fixture(scope="module")
-def aws(twin):
-    """aws_default -> the twin (module scope: the same as the ``airflow_aws_conn`` fixture)."""
-    conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": twin.url, "region_name": "us-east-1"},
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        yield twin
-
-
 @pytest.fixture(scope="module")
 def truth() -> dict:
     return json.loads((SAMPLES / "ground_truth.json").read_text())
@@ -110,13 +80,13 @@ async def _first_event(trigger) -> dict:
 
 
 # ---- synchronous ---------------------------------------------------------------------------------------
-def test_sync_expense_on_an_image_writes_the_result_to_s3(aws, bucket, truth):
+def test_sync_expense_on_an_image_writes_the_result_to_s3(aws, bucket, truth, task_context):
     op = TextractAnalyzeExpenseOperator(
         task_id="expense",
         document=f"s3://{bucket}/receipts/receipt_grocery.jpg",
         output_s3_uri=f"s3://{bucket}/out/",
     )
-    ctx = context()
+    ctx = task_context()
     summary = op.execute(ctx)
     assert summary == {
         "document": f"s3://{bucket}/receipts/receipt_grocery.jpg",
@@ -135,12 +105,12 @@ def test_sync_expense_on_an_image_writes_the_result_to_s3(aws, bucket, truth):
     )
 
 
-def test_sync_text_detection_and_bad_document(aws, bucket, truth):
+def test_sync_text_detection_and_bad_document(aws, bucket, truth, task_context):
     summary = TextractDetectDocumentTextOperator(
         task_id="text",
         document=f"s3://{bucket}/receipts/invoice_northwind.png",
         output_s3_uri=f"s3://{bucket}/t.json",
-    ).execute(context())
+    ).execute(task_context())
     assert summary["result_uri"] == f"s3://{bucket}/t.json" and summary["pages"] == 1
     lines = " ".join(
         b["Text"] for b in _read(aws, summary["result_uri"])["Blocks"] if b["BlockType"] == "LINE"
@@ -149,18 +119,18 @@ def test_sync_text_detection_and_bad_document(aws, bucket, truth):
 
     bad = TextractAnalyzeExpenseOperator(task_id="bad", document=f"s3://{bucket}/receipts/corrupt.jpg")
     with pytest.raises(AirflowFailException, match=r"receipts/corrupt\.jpg.*BadDocumentException"):
-        bad.execute(context())
+        bad.execute(task_context())
     with pytest.raises(ValueError, match="not of the form s3://bucket/key"):
-        TextractAnalyzeExpenseOperator(task_id="bad", document="receipt.jpg").execute(context())
+        TextractAnalyzeExpenseOperator(task_id="bad", document="receipt.jpg").execute(task_context())
 
 
 # ---- asynchronous ------------------------------------------------------------------------------------
-def test_async_expense_pdf_not_deferred_waits_with_the_waiter(aws, bucket, truth):
+def test_async_expense_pdf_not_deferred_waits_with_the_waiter(aws, bucket, truth, task_context):
     document = f"s3://{bucket}/receipts/receipts_two_pages.pdf"
     op = TextractAnalyzeExpenseOperator(
         task_id="expense_pdf", document=document, waiter_delay=1, deferrable=False
     )
-    summary = op.execute(context(task_id="expense_pdf"))
+    summary = op.execute(task_context(task_id="expense_pdf"))
     assert set(summary) == SUMMARY_KEYS and summary["job_id"] and summary["pages"] == 2
     assert (
         summary["result_uri"] == f"s3://{bucket}/textract-output/expense/receipts/receipts_two_pages.pdf.json"
@@ -177,11 +147,11 @@ def test_async_expense_pdf_not_deferred_waits_with_the_waiter(aws, bucket, truth
     assert paged["ExpenseDocuments"] == result["ExpenseDocuments"]
 
     # a retry of the task attaches to the same job (same ClientRequestToken)
-    again = op.execute(context(task_id="expense_pdf", try_number=2))
+    again = op.execute(task_context(task_id="expense_pdf", try_number=2))
     assert again == summary
 
 
-def test_async_expense_pdf_deferred_resumes_through_the_trigger(aws, bucket, truth):
+def test_async_expense_pdf_deferred_resumes_through_the_trigger(aws, bucket, truth, task_context):
     document = f"s3://{bucket}/receipts/receipts_two_pages.pdf"
     op = TextractAnalyzeExpenseOperator(
         task_id="expense_deferred",
@@ -191,9 +161,9 @@ def test_async_expense_pdf_deferred_resumes_through_the_trigger(aws, bucket, tru
         deferrable=True,
     )
     with pytest.raises(TaskDeferred) as first:
-        op.execute(context(task_id="expense_deferred"))
+        op.execute(task_context(task_id="expense_deferred"))
     with pytest.raises(TaskDeferred) as retried:
-        op.execute(context(task_id="expense_deferred", try_number=2))
+        op.execute(task_context(task_id="expense_deferred", try_number=2))
     assert first.value.method_name == "execute_complete"
     trigger = _roundtrip(first.value.trigger)
     assert isinstance(trigger, TextractJobCompleteTrigger)
@@ -202,7 +172,7 @@ def test_async_expense_pdf_deferred_resumes_through_the_trigger(aws, bucket, tru
 
     event = asyncio.run(_first_event(trigger))
     assert event == {"status": "success", "job_id": job_id}
-    summary = op.execute_complete(context(task_id="expense_deferred"), event)
+    summary = op.execute_complete(task_context(task_id="expense_deferred"), event)
     assert summary == {
         "document": document,
         "result_uri": f"s3://{bucket}/deferred/receipts/receipts_two_pages.pdf.json",
@@ -213,7 +183,7 @@ def test_async_expense_pdf_deferred_resumes_through_the_trigger(aws, bucket, tru
     assert all(e in t for e, t in zip(expected, _totals(_read(aws, summary["result_uri"])), strict=True))
 
 
-def test_async_document_analysis_with_queries(aws, bucket, truth):
+def test_async_document_analysis_with_queries(aws, bucket, truth, task_context):
     op = TextractAnalyzeDocumentOperator(
         task_id="analyze",
         document=f"s3://{bucket}/receipts/invoice_northwind.png",
@@ -223,7 +193,7 @@ def test_async_document_analysis_with_queries(aws, bucket, truth):
         output_s3_uri=f"s3://{bucket}/analysis/invoice.json",
         waiter_delay=1,
     )
-    summary = op.execute(context(task_id="analyze"))
+    summary = op.execute(task_context(task_id="analyze"))
     assert summary["job_id"] and summary["result_uri"] == f"s3://{bucket}/analysis/invoice.json"
     blocks = _read(aws, summary["result_uri"])["Blocks"]
     kinds = {b["BlockType"] for b in blocks}
@@ -233,14 +203,14 @@ def test_async_document_analysis_with_queries(aws, bucket, truth):
     with pytest.raises(AirflowFailException, match="QUERIES needs queries"):
         TextractAnalyzeDocumentOperator(
             task_id="q", document="s3://b/k.png", feature_types=["QUERIES"]
-        ).execute(context())
+        ).execute(task_context())
 
 
-def test_failed_job_is_reported_and_a_retry_starts_a_new_job(aws, bucket):
+def test_failed_job_is_reported_and_a_retry_starts_a_new_job(aws, bucket, task_context):
     document = f"s3://{bucket}/receipts/broken.pdf"
     op = TextractDetectDocumentTextOperator(task_id="broken", document=document, waiter_delay=1)
     with pytest.raises(AirflowException) as err:
-        op.execute(context(task_id="broken"))
+        op.execute(task_context(task_id="broken"))
     message = str(err.value)
     assert "receipts/broken.pdf" in message and "FAILED" in message and "BadDocumentException" in message
 
@@ -248,9 +218,9 @@ def test_failed_job_is_reported_and_a_retry_starts_a_new_job(aws, bucket):
         task_id="broken", document=document, waiter_delay=1, deferrable=True
     )
     with pytest.raises(TaskDeferred) as same_try:
-        deferred.execute(context(task_id="broken", try_number=1))
+        deferred.execute(task_context(task_id="broken", try_number=1))
     with pytest.raises(TaskDeferred) as retry:
-        deferred.execute(context(task_id="broken", try_number=2))
+        deferred.execute(task_context(task_id="broken", try_number=2))
     failed_job = same_try.value.trigger.serialize()[1]["job_id"]
     new_job = retry.value.trigger.serialize()[1]["job_id"]
     assert new_job != failed_job  # try 2 does not attach to the FAILED job of try 1
@@ -259,10 +229,10 @@ def test_failed_job_is_reported_and_a_retry_starts_a_new_job(aws, bucket):
     with pytest.raises(
         AirflowException, match=r"receipts/broken\.pdf failed: FAILED: .*BadDocumentException"
     ):
-        deferred.execute_complete(context(task_id="broken", try_number=2), event)
+        deferred.execute_complete(task_context(task_id="broken", try_number=2), event)
 
 
-def test_throttling_is_retried_with_backoff_and_nothing_is_lost(aws, bucket):
+def test_throttling_is_retried_with_backoff_and_nothing_is_lost(aws, bucket, task_context):
     """A Textract quota of one request per second: paging a finished job one document at a time and
     a retried task attaching to it both get throttled, retried, and return the whole result."""
     document = f"s3://{bucket}/receipts/receipts_two_pages.pdf"
@@ -270,12 +240,12 @@ def test_throttling_is_retried_with_backoff_and_nothing_is_lost(aws, bucket):
     op = TextractAnalyzeExpenseOperator(
         task_id="expense_pdf", document=document, waiter_delay=1, deferrable=False
     )
-    summary = op.execute(context(task_id="expense_pdf"))
+    summary = op.execute(task_context(task_id="expense_pdf"))
     expected = _read(aws, summary["result_uri"])
     aws.set_faults("textract:*:rps=1")
     try:
         paged = TextractHook().collect_job_results("expense", summary["job_id"], max_results=1)
-        again = op.execute(context(task_id="expense_pdf", try_number=3))
+        again = op.execute(task_context(task_id="expense_pdf", try_number=3))
         throttled = aws.control("faults")["counters"]["throttled"]
     finally:
         aws.set_faults()
@@ -305,7 +275,7 @@ def _tiff_with_a_broken_second_page() -> bytes:
     return bytes(data)
 
 
-def test_partial_success_is_a_success_with_a_warning(aws, bucket, capsys):
+def test_partial_success_is_a_success_with_a_warning(aws, bucket, capsys, task_context):
     aws.client("s3").put_object(
         Bucket=bucket, Key="receipts/partial.tif", Body=_tiff_with_a_broken_second_page()
     )
@@ -313,11 +283,11 @@ def test_partial_success_is_a_success_with_a_warning(aws, bucket, capsys):
         task_id="partial", document=f"s3://{bucket}/receipts/partial.tif", waiter_delay=1, deferrable=True
     )
     with pytest.raises(TaskDeferred) as deferred:
-        op.execute(context(task_id="partial"))
+        op.execute(task_context(task_id="partial"))
     event = asyncio.run(_first_event(deferred.value.trigger))
     assert event["status"] == "success"
     capsys.readouterr()
-    summary = op.execute_complete(context(task_id="partial"), event)
+    summary = op.execute_complete(task_context(task_id="partial"), event)
     captured = capsys.readouterr()  # Airflow's task loggers write through structlog
     logged = captured.out + captured.err
     assert summary["pages"] == 2
