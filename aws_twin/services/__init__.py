@@ -20,11 +20,5 @@ def default_service_classes() -> list[type]:
     classes = []
     for spec in SERVICE_CLASSES:
         module, _, name = spec.partition(":")
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("aws_twin.services"):
-                continue  # that service is not built yet
-            raise
-        classes.append(getattr(mod, name))
+        classes.append(getattr(importlib.import_module(module), name))
     return classes
