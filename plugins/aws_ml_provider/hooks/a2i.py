@@ -99,7 +99,9 @@ class A2IHook(AwsMlHookMixin, AwsBaseHook):
         :return: ``{"name", "arn", "created"}``
         """
         if on_change not in ON_CHANGE:
-            raise ValueError(f"on_change must be one of {ON_CHANGE}, got {on_change!r}")
+            raise ValueError(
+                f"worker task UI {name!r}: on_change must be one of {ON_CHANGE}, got {on_change!r}"
+            )
         wanted = hashlib.sha256(ui_template.encode()).hexdigest()
         described = self.describe_human_task_ui(name)
         if described is None:
@@ -211,7 +213,9 @@ class A2IHook(AwsMlHookMixin, AwsBaseHook):
         :return: ``{"name", "arn", "created", "status"}``
         """
         if on_change not in ON_CHANGE:
-            raise ValueError(f"on_change must be one of {ON_CHANGE}, got {on_change!r}")
+            raise ValueError(
+                f"flow definition {name!r}: on_change must be one of {ON_CHANGE}, got {on_change!r}"
+            )
         wanted = self._flow_fingerprint(request)
         digest = hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()
         described = self.describe_flow_definition(name)

@@ -55,7 +55,10 @@ class A2ICreateHumanTaskUiOperator(AwsBaseOperator[A2IHook]):
     ):
         super().__init__(**kwargs)
         if (ui_template is None) == (ui_template_path is None):
-            raise ValueError("pass exactly one of ui_template and ui_template_path")
+            given = "both" if ui_template is not None else "neither"
+            raise ValueError(
+                f"{self.task_id}: pass exactly one of ui_template and ui_template_path, got {given}"
+            )
         self.human_task_ui_name = human_task_ui_name
         self.ui_template = ui_template
         self.ui_template_path = ui_template_path
