@@ -129,7 +129,11 @@ def test_aws_default_connection_points_at_the_twin_service(services):
     assert conn.extra_dejson["region_name"]
     # the twin service runs this repository's code
     assert any(v.split(":")[0] == "." for v in twin["volumes"])
-    assert twin["environment"]["PYTHONPATH"] == twin["working_dir"]
+    # the twin's code and the provider tables it imports (plugins/aws_ml_provider/utils)
+    assert twin["environment"]["PYTHONPATH"].split(":") == [
+        twin["working_dir"],
+        f"{twin['working_dir']}/plugins",
+    ]
 
 
 def test_mounted_paths_exist(services):
