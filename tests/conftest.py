@@ -32,6 +32,22 @@ os.environ.update(
 atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 
 
+def _need(available: bool, what: str) -> None:
+    if available:
+        return
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{what} is missing (required under CI)", pytrace=False)
+    pytest.skip(f"{what} is missing")
+
+
+@pytest.fixture(scope="session")
+def need():
+    """``need(available, what)``: skip a test whose external dependency (Chromium, the /work/shared
+    data) is absent on a developer machine, but fail it under CI (``CI`` set), where those
+    dependencies are provided, so a missing one cannot pass unnoticed as a skip."""
+    return _need
+
+
 @pytest.fixture(scope="session")
 def twin(tmp_path_factory) -> RunningTwin:
     log = tmp_path_factory.mktemp("twin") / "twin.log"

@@ -1,4 +1,5 @@
-"""Playwright with the system's Chromium (/usr/bin/chromium); browser tests skip cleanly without it."""
+"""Playwright with the system's Chromium (/usr/bin/chromium); without it the browser tests skip on a
+developer machine and fail under CI (the ``need`` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -18,17 +19,17 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def chromium():
+def chromium(need):
     """A headless Chromium browser for one test module.
 
     Not session-scoped: Playwright's sync API keeps an event loop running in the main thread while
     it is open, and later tests that call ``asyncio.run`` (``dag.test()`` runs triggers that way)
     would fail with "cannot be called from a running event loop".
     """
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
+    need(os.path.exists(CHROMIUM), f"Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright  # a requirement (requirements/dev.in)
+
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             yield browser

@@ -91,10 +91,13 @@ class BrowserReviewer(threading.Thread):
         page.wait_for_url(re.compile(r"/review/\?done="))
 
 
-def test_reviewer_corrects_the_total_in_chromium_and_the_run_finishes(dag_runner, airflow_twin, tmp_path):  # noqa: F811
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    pytest.importorskip("playwright.sync_api")
+def test_reviewer_corrects_the_total_in_chromium_and_the_run_finishes(
+    dag_runner,  # noqa: F811
+    airflow_twin,  # noqa: F811
+    tmp_path,
+    need,
+):
+    need(os.path.exists(CHROMIUM), f"Chromium at {CHROMIUM}")
     twin = airflow_twin
     truth = json.loads((SAMPLES / "ground_truth.json").read_text())[RECEIPT]["documents"][0]
     s3 = twin.client("s3")

@@ -65,7 +65,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def pg_database():
-    psycopg2 = pytest.importorskip("psycopg2")
+    import psycopg2  # psycopg2-binary is a requirement: only the server may be absent
+
     try:
         admin = psycopg2.connect(dbname="postgres", connect_timeout=3, **PG)
     except psycopg2.OperationalError as exc:

@@ -25,10 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "include" / "data" / "receipts"
 SUMMARY_KEYS = {"document", "result_uri", "job_id", "pages"}
 
-pytestmark = pytest.mark.skipif(
-    not (SAMPLES / "ground_truth.json").exists(), reason="sample receipts not in include/data/receipts"
-)
-
 
 @pytest.fixture(scope="module")
 def truth() -> dict:
