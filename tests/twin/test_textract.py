@@ -1,13 +1,13 @@
 """Amazon Textract on the twin (boto3 over HTTP, --strict): real OCR of the sample documents the
 product ships (include/data/receipts, ground truth in ground_truth.json), forms / tables / queries,
 expense analysis, the asynchronous Start/Get pairs with pagination and idempotency, Textract's
-errors for bad documents, and a few real SROIE receipts (skipped when shared data is missing)."""
+errors for bad documents, and a few real SROIE receipts (skipped when the shared data is missing,
+failed under CI)."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -242,18 +242,11 @@ def test_analyze_document_forms_tables_queries(textract):
     assert answers["What is the colour of the sky?"] == []
 
 
-def _wait(textract, op: str, job_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        resp = getattr(textract, op)(JobId=job_id)
-        if resp["JobStatus"] != "IN_PROGRESS" or time.monotonic() > deadline:
-            return resp
-        time.sleep(0.5)
-
-
 def test_async_text_detection_on_two_page_pdf(twin, textract, bucket):
     s3 = twin.client("s3")
-    s3.put_object(Bucket=bucket, Key="in/two.pdf", Body=(SAMPLES / "receipts_two_pages.pdf").read_bytes())
+    pdf = (SAMPLES / "receipts_two_pages.pdf").read_bytes()
+    s3.put_object(Bucket=bucket, Key="in/two.pdf", Body=pdf)
+    s3.put_object(Bucket=bucket, Key="in/other.pdf", Body=pdf)
     location = {"S3Object": {"Bucket": bucket, "Name": "in/two.pdf"}}
     token = uuid.uuid4().hex
     job_id = textract.start_document_text_detection(DocumentLocation=location, ClientRequestToken=token)[
@@ -271,7 +264,8 @@ def test_async_text_detection_on_two_page_pdf(twin, textract, bucket):
             DocumentLocation={"S3Object": {"Bucket": bucket, "Name": "in/other.pdf"}},
             ClientRequestToken=token,
         )
-    assert _code(exc) in ("IdempotentParameterMismatchException", "InvalidS3ObjectException")
+    # the token of another request (a readable document, so only the token can be wrong)
+    assert _code(exc) == "IdempotentParameterMismatchException"
 
     create_waiter_with_client("TextDetectionDone", WAITERS, textract).wait(JobId=job_id)
     first = textract.get_document_text_detection(JobId=job_id, MaxResults=40)
@@ -382,8 +376,8 @@ def test_bad_documents_get_textracts_errors(twin, textract, bucket):
     assert _code(exc) == "InvalidS3ObjectException"
 
 
-@pytest.mark.skipif(not SROIE.is_dir(), reason="shared SROIE receipts not present")
-def test_real_sroie_receipts_total_and_date(textract):
+def test_real_sroie_receipts_total_and_date(textract, need):
+    need(SROIE.is_dir(), f"the shared SROIE receipts ({SROIE})")
     totals = dates = 0
     misses = []
     for stem in SROIE_SAMPLE:
