@@ -272,8 +272,6 @@ def _run_churn(glue, job: str, input_uri: str, output_uri: str) -> dict:
 
 
 def test_churn_preprocess_real_data(glue, s3, logs, gbucket, churn_job):
-    if not CHURN_CSV.exists():
-        pytest.skip("include/data/mlc_churn.csv is missing")
     raw = CHURN_CSV.read_bytes()
     s3.put_object(Bucket=gbucket, Key="raw/mlc_churn.csv", Body=raw)
     source = list(csv.DictReader(io.StringIO(raw.decode())))
@@ -396,13 +394,17 @@ def test_churn_preprocess_rejects_bad_input(glue, s3, gbucket, churn_job, key, b
 class _TaskInstance:
     """What GlueJobOperator touches on ``context["ti"]`` outside a scheduler."""
 
-    dag_id, task_id, run_id, map_index, try_number = "glue_test", "run_glue", "manual__1", -1, 1
+    dag_id, task_id, run_id, map_index = "glue_test", "run_glue", "manual__1", -1
 
-    def __init__(self):
+    def __init__(self, try_number: int = 1):
+        self.try_number = try_number
         self.xcom: dict[str, object] = {}
 
     def xcom_push(self, key, value):
         self.xcom[key] = value
+
+    def xcom_pull(self, key, task_ids=None):
+        return self.xcom.get(key)  # a new attempt starts without XComs, as on Airflow 3
 
 
 def test_glue_job_operator_runs_to_completion(airflow_aws_conn, s3, glue, gbucket, tmp_path, capfd):
@@ -512,3 +514,41 @@ def test_glue_job_complete_trigger_waits_with_the_waiter(airflow_aws_conn, s3, g
     assert payload == {"status": "success", "run_id": run_id}
     assert glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]["JobRunState"] == "SUCCEEDED"
     assert s3.get_object(Bucket=gbucket, Key=key)["Body"].read().decode() == f"hello from {job} run {run_id}"
+
+
+def test_glue_job_operator_durable_retry_reattaches_to_its_run(airflow_aws_conn, s3, glue, gbucket):
+    """``durable``: the provider tags the run with ``--airflow_task_uuid``; a retried task (try 2,
+    same dag/task/run) scans GetJobRuns for that tag and attaches to the run still going instead
+    of starting a second one."""
+    from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+
+    job = _job(glue, s3, gbucket, SLEEPER, ExecutionProperty={"MaxConcurrentRuns": 2})
+
+    def operator():
+        return GlueJobOperator(
+            task_id="run_glue",
+            job_name=job,
+            script_args={"--bucket": gbucket, "--key": f"durable/{job}"},
+            deferrable=True,
+            durable=True,
+        )
+
+    first = operator().submit_job({"ti": _TaskInstance(try_number=1)})
+    retry_ti = _TaskInstance(try_number=2)
+    retried = operator().submit_job({"ti": retry_ti})
+    try:
+        assert retried == first
+        assert retry_ti.xcom["glue_job_run_id"] == first
+        runs = glue.get_job_runs(JobName=job)["JobRuns"]
+        assert [r["Id"] for r in runs] == [first]
+        assert runs[0]["Arguments"]["--airflow_task_uuid"] == "glue_test:run_glue:manual__1:-1"
+        # another task instance of the same job is not mistaken for this one
+        other = _TaskInstance(try_number=2)
+        other.run_id = "manual__2"
+        assert operator().submit_job({"ti": other}) != first
+        assert len(glue.get_job_runs(JobName=job)["JobRuns"]) == 2
+    finally:
+        ids = [r["Id"] for r in glue.get_job_runs(JobName=job)["JobRuns"]]
+        glue.batch_stop_job_run(JobName=job, JobRunIds=ids)
+    for run_id in ids:
+        assert _wait(glue, job, run_id, timeout=30)["JobRunState"] == "STOPPED"
