@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import botocore.exceptions
 import pytest
@@ -14,6 +15,8 @@ from botocore.config import Config
 from aws_twin.core import models
 from aws_twin.core.faults import FaultInjector, FaultRule
 from aws_twin.core.validate import validate
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "include" / "templates" / "expense_review.liquid.html"
 
 
 def test_s3_falls_through_to_moto(twin, bucket):
@@ -132,3 +135,59 @@ def test_list_operations_page_with_one_token_format_and_reject_foreign_tokens(tw
     with pytest.raises(botocore.exceptions.ClientError) as too_many:
         glue.get_job_runs(JobName=names[0], MaxResults=201)
     assert "MaxResults must be between 1 and 200" in too_many.value.response["Error"]["Message"]
+
+
+def test_serve_on_port_zero_prints_its_ready_line_and_reset_clears_twin_and_moto(tmp_path):
+    """A twin of its own (``python -m aws_twin serve --port 0``, so the session twin is not reset
+    under other tests): the ready line names the port it really listens on, and POST /_twin/reset
+    empties the twin's services, moto's backends, the fault rules and the call counters."""
+    import re
+    from urllib.parse import urlsplit
+
+    from aws_twin.testing import start_twin
+
+    running = start_twin(0, log_path=str(tmp_path / "twin.log"))
+    try:
+        assert "--port" in running.process.args and "0" in running.process.args
+        ready = [line for line in running.output if line.startswith("aws_twin ready ")]
+        assert len(ready) == 1 and re.fullmatch(r"aws_twin ready http://127\.0\.0\.1:\d+\n", ready[0])
+        port = urlsplit(running.url).port
+        assert port and port != 0
+        assert running.control("health") == {"status": "ok", "url": running.url}
+
+        s3, iam, glue, sm = (running.client(s) for s in ("s3", "iam", "glue", "sagemaker"))
+        s3.create_bucket(Bucket="reset-bucket")
+        s3.put_object(Bucket="reset-bucket", Key="k", Body=b"v")
+        iam.create_role(RoleName="reset-role", AssumeRolePolicyDocument="{}")
+        job = {
+            "Name": "reset-job",
+            "Role": "arn:aws:iam::123456789012:role/r",
+            "Command": {"Name": "pythonshell"},
+        }
+        glue.create_job(**job)
+        sm.create_model_package_group(ModelPackageGroupName="reset-group")
+        sm.create_human_task_ui(HumanTaskUiName="reset-ui", UiTemplate={"Content": TEMPLATE.read_text()})
+        running.set_faults("sts:*:latency=1")
+        before = running.control("state")
+        assert before["calls"] and before["faults"]["rules"] and not before["violations"]
+        assert before["services"]["GlueService"]["jobs"] == ["reset-job"]
+
+        running.reset()
+
+        after = running.control("state")
+        assert after["calls"] == {} and after["faults"]["rules"] == [] and after["violations"] == []
+        assert after["services"]["GlueService"]["jobs"] == []
+        assert after["services"]["SageMakerService"]["model_package_groups"] == []
+        assert s3.list_buckets()["Buckets"] == []  # moto
+        assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == []  # moto
+        assert glue.get_jobs()["Jobs"] == []
+        assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+        assert sm.list_human_task_uis()["HumanTaskUiSummaries"] == []
+        # the names are free again
+        s3.create_bucket(Bucket="reset-bucket")
+        iam.create_role(RoleName="reset-role", AssumeRolePolicyDocument="{}")
+        glue.create_job(**job)
+        sm.create_model_package_group(ModelPackageGroupName="reset-group")
+        assert not running.control("state")["violations"]
+    finally:
+        running.stop()
