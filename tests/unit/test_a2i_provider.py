@@ -294,8 +294,15 @@ def test_triggers_roundtrip_and_wait_for_completion(aws, env, review_token, task
         A2IHumanLoopCompletedTrigger(human_loop_name=a, waiter_delay=0.2, waiter_max_attempts=100)
     )
 
+    # the twin counts the calls it receives: answer once the trigger has polled both loops twice
+    describes = f"{aws.airflow_connection()['login']} sagemaker-a2i-runtime:DescribeHumanLoop"
+    polled_before = aws.control("state")["calls"].get(describes, 0)
+
     def answer_both():
-        time.sleep(0.6)  # the triggers poll at least twice before the loops complete
+        deadline = time.monotonic() + 30
+        while aws.control("state")["calls"].get(describes, 0) < polled_before + 4:
+            assert time.monotonic() < deadline, "the trigger did not poll the loops twice"
+            time.sleep(0.05)
         _answer(aws, review_token, a, {"TOTAL": "1.00"})
         _answer(aws, review_token, b, {"TOTAL": "2.00"})
 
