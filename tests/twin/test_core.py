@@ -8,12 +8,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import boto3
 import botocore.exceptions
 import pytest
 from botocore.config import Config
 
 from aws_twin.core import models
+from aws_twin.core.errors import AwsError
 from aws_twin.core.faults import FaultInjector, FaultRule
+from aws_twin.core.service import TwinService
 from aws_twin.core.validate import validate
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "include" / "templates" / "expense_review.liquid.html"
@@ -191,3 +194,56 @@ def test_serve_on_port_zero_prints_its_ready_line_and_reset_clears_twin_and_moto
         assert not running.control("state")["violations"]
     finally:
         running.stop()
+
+
+class _BrokenGlue(TwinService):
+    """A Glue service with a bug of each kind strict mode must catch."""
+
+    model = "glue"
+
+    def get_jobs(self, ctx, params):
+        return {"Jobs": []}  # fits the model
+
+    def get_job(self, ctx, params):
+        return {"Job": {"Name": params["JobName"], "MaxCapacity": "lots"}}  # a string for a double
+
+    def get_job_run(self, ctx, params):
+        raise AwsError("NoSuchRunException", "an error code GetJobRun does not document")
+
+
+def test_strict_mode_refuses_and_records_a_response_outside_the_model():
+    """The serving path of ``--strict`` (not just the validator): a response that breaks the output
+    shape is answered InternalFailure and recorded, and so is an undocumented error code; a
+    response that fits passes untouched. A twin in this process, over real HTTP."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from aws_twin.core.app import Twin
+
+    twin = Twin(service_classes=[_BrokenGlue], strict=True)
+    server = make_server("127.0.0.1", 0, twin, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    twin.url = f"http://127.0.0.1:{server.server_port}"
+    glue = boto3.client(
+        "glue",
+        endpoint_url=twin.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    try:
+        assert glue.get_jobs()["Jobs"] == [] and twin.violations == []
+        with pytest.raises(botocore.exceptions.ClientError) as bad:
+            glue.get_job(JobName="j")
+        assert bad.value.response["Error"]["Code"] == "InternalFailure"
+        assert "$.Job.MaxCapacity: expected double, got str" in bad.value.response["Error"]["Message"]
+        assert twin.violations == ["glue.GetJob response: $.Job.MaxCapacity: expected double, got str"]
+        with pytest.raises(botocore.exceptions.ClientError) as undocumented:
+            glue.get_job_run(JobName="j", RunId="r")
+        assert undocumented.value.response["Error"]["Code"] == "NoSuchRunException"
+        assert twin.violations[1:] == ["glue: error code NoSuchRunException not documented for the operation"]
+    finally:
+        server.shutdown()
+        twin.shutdown()
