@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "include" / "data" / "receipts"
 TRUTH = json.loads((SAMPLES / "ground_truth.json").read_text())
 SROIE = Path("/work/shared/data/receipts")
-# a few real receipts of the benchmark set (bench/expense_bench.py runs all 40)
-SROIE_SAMPLE = ["007", "026", "072", "094", "333", "552"]
+# a few real receipts of the benchmark set (bench/expense_bench.py runs all 40); 267 and 453 print
+# a rounding adjustment after the total (the payable amount is the rounded one)
+SROIE_SAMPLE = ["007", "026", "072", "094", "267", "333", "453", "552"]
 
 WAITERS = WaiterModel(
     {
@@ -377,8 +378,9 @@ def test_bad_documents_get_textracts_errors(twin, textract, bucket):
 
 
 def test_real_sroie_receipts_total_and_date(textract, need):
+    """Every receipt of the sample, exactly (the OCR is deterministic; the other 32 receipts of the
+    set, one of them misread, are measured by bench/expense_bench.py)."""
     need(SROIE.is_dir(), f"the shared SROIE receipts ({SROIE})")
-    totals = dates = 0
     misses = []
     for stem in SROIE_SAMPLE:
         label = json.loads((SROIE / f"{stem}.json").read_text())
@@ -387,10 +389,6 @@ def test_real_sroie_receipts_total_and_date(textract, need):
         total = fields.get("TOTAL", {}).get("ValueDetection", {}).get("Text")
         date = fields.get("INVOICE_RECEIPT_DATE", {}).get("ValueDetection", {}).get("Text")
         ok_total = _number(total) is not None and _number(total) == _number(label["total"])
-        ok_date = _norm(date) == _norm(label["date"])
-        totals += ok_total
-        dates += ok_date
-        if not (ok_total and ok_date):
+        if not (ok_total and _norm(date) == _norm(label["date"])):
             misses.append((stem, total, label["total"], date, label["date"]))
-    assert totals >= len(SROIE_SAMPLE) - 1, misses
-    assert dates >= len(SROIE_SAMPLE) - 1, misses
+    assert misses == []
