@@ -251,15 +251,13 @@ def test_unreachable_gate_stops_the_run_with_the_reason(gate_run, twin):
     assert verdict["passed"] is False and verdict["value"] == auc
     assert verdict["message"] == f"test auc {auc:.4f} is below the quality gate 0.9990 by {0.999 - auc:.4f}"
     sm = twin.client("sagemaker")
-    with pytest.raises(ClientError):
+    with pytest.raises(ClientError) as no_endpoint:
         sm.describe_endpoint(EndpointName=f"{ENDPOINT}-gate")
-    with pytest.raises(ClientError):
+    assert no_endpoint.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError) as no_model:
         sm.describe_model(ModelName=config(gate_run, "model_name"))
-    try:
-        versions = sm.list_model_packages(ModelPackageGroupName=f"{GROUP}-gate")["ModelPackageSummaryList"]
-    except ClientError:
-        versions = []
-    assert versions == []
+    assert no_model.value.response["Error"]["Code"] == "ValidationException"
+    assert sm.list_model_packages(ModelPackageGroupName=f"{GROUP}-gate")["ModelPackageSummaryList"] == []
 
 
 def test_retried_training_attaches_to_its_job(churn_run, twin, airflow_twin):
@@ -329,7 +327,8 @@ def test_missing_dataset_fails_fast_without_retries(dag_runner, churn_run, twin)
     assert run.task_states["setup"] == "failed"
     assert run.task_states["preprocess"] == "upstream_failed"
     s3 = twin.client("s3")
-    with pytest.raises(ClientError):
+    with pytest.raises(ClientError) as absent:  # not staged: the bundled data goes to the default URI only
         s3.head_object(Bucket=BUCKET, Key="incoming/does-not-exist.csv")
+    assert absent.value.response["Error"]["Code"] == "404"
     prefix = s3_uri(config(run, "processed_uri"))[1]
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("KeyCount", 0) == 0

@@ -131,6 +131,8 @@ def sample_run(dag_runner, airflow_twin):
     finally:
         reviewer.stop.set()
         reviewer.join(10)
+    # every test reads this run's outputs: a failed run fails them all, naming the failed tasks
+    assert result.state == "success", f"{DAG_ID} run {result.state}: {result.task_states}"
     s3 = twin.client("s3")
     run_key = next(
         p["Prefix"].rstrip("/").rsplit("/", 1)[-1]
