@@ -1,4 +1,4 @@
-"""AnalyzeExpense accuracy and throughput on the real SROIE receipts (/work/shared/data/receipts).
+"""AnalyzeExpense accuracy and throughput on the real SROIE receipts (../shared/data/receipts beside the checkout).
 
     .venv/bin/python bench/expense_bench.py [--data DIR] [--limit N] [--rps 5] [--quota-docs 20]
 
@@ -118,7 +118,9 @@ def quota_loop(twin, files: list[Path], rps: float, docs: int, mode: str) -> dic
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/work/shared/data/receipts")
+    parser.add_argument(
+        "--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "receipts")
+    )
     parser.add_argument("--limit", type=int, default=0, help="first N receipts only (0: all)")
     parser.add_argument("--rps", type=float, default=5.0, help="TPS quota for the throughput loop")
     parser.add_argument("--quota-docs", type=int, default=40, help="documents the quota loop sends")

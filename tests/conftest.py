@@ -42,7 +42,7 @@ def _need(available: bool, what: str) -> None:
 
 @pytest.fixture(scope="session")
 def need():
-    """``need(available, what)``: skip a test whose external dependency (Chromium, the /work/shared
+    """``need(available, what)``: skip a test whose external dependency (Chromium, the ../shared
     data) is absent on a developer machine, but fail it under CI (``CI`` set), where those
     dependencies are provided, so a missing one cannot pass unnoticed as a skip."""
     return _need

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "include" / "templates" / "expense_review.liquid.html"
-RECEIPT = Path("/work/shared/data/receipts/007.jpg")
+RECEIPT = ROOT.parent / "shared" / "data" / "receipts" / "007.jpg"  # ../shared beside the checkout
 RECEIPT_LABEL = RECEIPT.with_suffix(".json")
 
 pytestmark = pytest.mark.browser
