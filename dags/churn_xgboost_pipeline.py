@@ -22,6 +22,7 @@ from aws_ml_provider.operators.sagemaker_deploy import (
     SageMakerRegisterModelVersionIdempotentOperator,
 )
 from aws_ml_provider.operators.sagemaker_training import SageMakerTrainingAttachOperator
+from aws_ml_provider.utils import s3 as s3_utils
 from aws_ml_provider.utils.paths import include_path
 
 DAG_ID = "churn_xgboost_pipeline"
@@ -97,17 +98,6 @@ Offline, point the `aws_default` connection's `endpoint_url` at aws_twin; nothin
 The default split seed is 7. The test split is 10 % (about 70 churners), so the test AUC of the default
 model moves with the split: 0.86 to 0.95 (mean 0.92) over seeds 40-59. The 0.90 gate is a real check.
 """
-
-
-def _s3_split(uri: str) -> tuple[str, str]:
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook.parse_s3_url(uri)
-
-
-def _read_text(s3_hook, uri: str) -> str:
-    bucket, key = _s3_split(uri)
-    return s3_hook.read_key(key, bucket)
 
 
 default_args = {
@@ -265,7 +255,7 @@ def churn_xgboost_pipeline():
         if not s3.check_for_bucket(bucket):
             s3.create_bucket(bucket_name=bucket, region_name=region)
             print(f"created bucket {bucket} in {region}")
-        data_bucket, data_key = _s3_split(dataset_uri)
+        data_bucket, data_key = s3_utils.split_object_uri(dataset_uri)
         staged = False
         if not s3.check_for_key(data_key, data_bucket):
             if dataset_uri != f"s3://{bucket}/{DATASET_KEY}":
@@ -275,7 +265,7 @@ def churn_xgboost_pipeline():
             )
             staged = True
             print(f"staged the bundled churn CSV to {dataset_uri}")
-        script_bucket, script_key = _s3_split(glue_script_uri)
+        script_bucket, script_key = s3_utils.split_object_uri(glue_script_uri)
         s3.load_file(
             str(include_path("glue/churn_preprocess.py", anchor=__file__)),
             script_key,
@@ -377,13 +367,10 @@ def churn_xgboost_pipeline():
         s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
 
         def read(uri: str) -> bytes:
-            bucket, key = _s3_split(uri)
-            return s3.get_key(key, bucket).get()["Body"].read()
+            return s3_utils.read_bytes(s3, uri)
 
         def write(uri: str, data: bytes, content_type: str) -> str:
-            bucket, key = _s3_split(uri)
-            s3.get_conn().put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
-            return uri
+            return s3_utils.put_bytes(s3.get_conn(), uri, data, content_type)
 
         booster = evaluation.load_xgboost_model(read(artifact), artifact)
         labels, features = evaluation.read_labelled_csv(read(test_uri), test_uri)
@@ -577,8 +564,8 @@ def churn_xgboost_pipeline():
                 f"expected InService with {endpoint_config_name}"
             )
         s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
-        rows = [line for line in _read_text(s3, test_uri).splitlines() if line.strip()]
-        expected_all = [float(v) for v in _read_text(s3, predictions_uri).split()]
+        rows = [line for line in s3_utils.read_bytes(s3, test_uri).decode().splitlines() if line.strip()]
+        expected_all = [float(v) for v in s3_utils.read_bytes(s3, predictions_uri).decode().split()]
         if len(expected_all) != len(rows):
             raise RuntimeError(
                 f"{predictions_uri} has {len(expected_all)} predictions for {len(rows)} test rows"

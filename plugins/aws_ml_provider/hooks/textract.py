@@ -15,6 +15,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 from ..utils import parse_s3_uri, stable_hash
+from ..utils.s3 import write_json
 from . import AwsMlHookMixin
 
 
@@ -205,10 +206,8 @@ class TextractHook(AwsMlHookMixin, AwsBaseHook):
     # ---- S3 ------------------------------------------------------------------------------------
     def write_json(self, data: Any, s3_uri: str) -> str:
         """Write ``data`` as JSON to ``s3_uri``; return the URI."""
-        bucket, key = parse_s3_uri(s3_uri, what="output URI")
-        body = json.dumps(data, default=str, separators=(",", ":")).encode()
-        self.s3_client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-        self.log.info("Wrote %d bytes of Textract output to %s", len(body), s3_uri)
+        write_json(self.s3_client, s3_uri, data, compact=True, what="output URI")
+        self.log.info("Wrote Textract output to %s", s3_uri)
         return s3_uri
 
     def job_result_to_s3(self, kind: str, job_id: str, output_uri: str) -> dict[str, Any]:

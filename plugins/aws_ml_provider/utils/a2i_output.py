@@ -12,17 +12,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import parse_s3_uri
+from .s3 import read_bytes
 
 
 def read_human_loop_output(s3_hook_or_client: Any, output_s3_uri: str) -> dict[str, Any]:
-    """The output JSON at ``output_s3_uri``, read with an ``S3Hook`` (``read_key``) or a boto3 S3
-    client (``get_object``). Raises ``ValueError`` naming the URI when it is not an A2I output."""
-    bucket, key = parse_s3_uri(output_s3_uri, what="human loop output URI")
-    if hasattr(s3_hook_or_client, "read_key"):
-        text = s3_hook_or_client.read_key(key, bucket_name=bucket)
-    else:
-        text = s3_hook_or_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    """The output JSON at ``output_s3_uri``, read with an ``S3Hook`` or a boto3 S3 client
+    (:func:`aws_ml_provider.utils.s3.read_bytes`). Raises ``ValueError`` naming the URI when it is not an A2I output."""
+    text = read_bytes(s3_hook_or_client, output_s3_uri, what="human loop output URI")
     try:
         output = json.loads(text)
     except (TypeError, ValueError) as exc:

@@ -1,0 +1,51 @@
+"""aws_ml_provider.utils.s3: URI splitting (no URL parsing of keys) and the JSON/text helpers
+against the twin's S3 over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from aws_ml_provider.utils import s3 as s3_utils
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://bucket/a/b.json", ("bucket", "a/b.json")),
+        ("s3://bucket/", ("bucket", "")),
+        ("s3://bucket", ("bucket", "")),
+        ("s3://bucket/receipt #1?.jpg", ("bucket", "receipt #1?.jpg")),
+    ],
+)
+def test_split_uri_keeps_the_whole_key(uri, expected):
+    assert s3_utils.split_uri(uri) == expected
+
+
+@pytest.mark.parametrize("uri", ["https://bucket/key", "s3:///key", "", None])
+def test_split_uri_names_the_bad_value(uri):
+    with pytest.raises(ValueError, match="manifest URI"):
+        s3_utils.split_uri(uri, what="manifest URI")
+
+
+def test_object_uri_needs_a_key_and_prefix_gets_a_slash():
+    with pytest.raises(ValueError, match="output URI 's3://b/'"):
+        s3_utils.split_object_uri("s3://b/", what="output URI")
+    assert s3_utils.split_prefix("s3://b/in") == ("b", "in/")
+    assert s3_utils.split_prefix("s3://b") == ("b", "")
+
+
+def test_json_text_and_exists_round_trip_on_s3(twin):
+    s3 = twin.client("s3")
+    s3.create_bucket(Bucket="s3-utils-test")
+    uri = "s3://s3-utils-test/dir/doc #1.json"
+    assert not s3_utils.exists(s3, uri)
+    assert s3_utils.read_json(s3, uri, default={"missing": True}) == {"missing": True}
+    assert s3_utils.write_json(s3, uri, {"a": 1, "when": object.__name__}) == uri
+    assert s3_utils.exists(s3, uri)
+    assert s3_utils.read_json(s3, uri) == {"a": 1, "when": "object"}
+    head = s3.head_object(Bucket="s3-utils-test", Key="dir/doc #1.json")
+    assert head["ContentType"] == "application/json"
+    s3_utils.put_text(s3, "s3://s3-utils-test/t.csv", "x,ü\n", "text/csv")
+    assert s3_utils.read_bytes(s3, "s3://s3-utils-test/t.csv").decode() == "x,ü\n"
+    with pytest.raises(Exception) as err:
+        s3_utils.read_json(s3, "s3://s3-utils-test/absent.json")
+    assert s3_utils.is_not_found(err.value)
