@@ -57,11 +57,13 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from typing import Any
 
-from airflow.sdk import Asset, BaseOperator, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 from aws_ml_provider.operators.a2i import A2ICreateFlowDefinitionOperator, A2ICreateHumanTaskUiOperator
+from aws_ml_provider.operators.expense import ExpenseBatchExtractOperator
 from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
+from aws_ml_provider.utils import expense_state
+from aws_ml_provider.utils import s3 as s3_utils
 from aws_ml_provider.utils.expense import DEFAULT_REQUIRED, DEFAULT_THRESHOLD
 
 DAG_ID = "expense_documents"
@@ -109,349 +111,6 @@ def _run_settings(cfg: dict) -> tuple[str, dict]:
     """(run id, the run's Params with the resolved locations and ARNs of ``cfg`` over them)."""
     context = get_current_context()
     return context["run_id"], {**context["params"], **cfg}
-
-
-def _s3():
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
-
-
-def _split(uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix/``); the key part may be empty."""
-    from aws_ml_provider.utils.expense import parse_s3_uri
-
-    bucket, prefix = parse_s3_uri(uri)
-    return bucket, prefix.rstrip("/") + "/" if prefix else ""
-
-
-def _not_found(err) -> bool:
-    return err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound")
-
-
-def _put_text(s3, uri: str, text: str, content_type: str) -> str:
-    from aws_ml_provider.utils.expense import parse_s3_uri
-
-    bucket, key = parse_s3_uri(uri)
-    s3.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
-    return uri
-
-
-def _put_json(s3, uri: str, data: Any) -> str:
-    import json
-
-    return _put_text(s3, uri, json.dumps(data, default=str), "application/json")
-
-
-def _get_json(s3, uri: str, default: Any = None) -> Any:
-    """The JSON object at ``uri``; ``default`` when it does not exist (raises if no default)."""
-    import json
-
-    from aws_ml_provider.utils.expense import parse_s3_uri
-    from botocore.exceptions import ClientError
-
-    bucket, key = parse_s3_uri(uri)
-    try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except ClientError as err:
-        if default is not None and _not_found(err):
-            return default
-        raise
-
-
-def _exists(s3, uri: str) -> bool:
-    from aws_ml_provider.utils.expense import parse_s3_uri
-    from botocore.exceptions import ClientError
-
-    bucket, key = parse_s3_uri(uri)
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except ClientError as err:
-        if _not_found(err):
-            return False
-        raise
-
-
-def _run_prefix(params: dict, run_id: str) -> str:
-    from aws_ml_provider.utils.expense import run_key
-
-    return f"{params['output_prefix'].rstrip('/')}/runs/{run_key(run_id)}"
-
-
-def _quarantine(s3, params: dict, run_id: str, doc: dict, code: str, reason: str) -> dict:
-    """Copy a bad document to ``<quarantine_prefix>/<run>/<relative key>`` with a ``.reason.json``
-    beside it, and mark it processed (it is not taken again)."""
-    from aws_ml_provider.utils.expense import quarantine_record, run_key
-
-    qbucket, qprefix = _split(params["quarantine_prefix"])
-    target_key = f"{qprefix}{run_key(run_id)}/{doc['relative_key']}"
-    record = quarantine_record(
-        source_uri=doc["source_uri"],
-        code=code,
-        reason=reason,
-        run_id=run_id,
-        size=doc["size"],
-        etag=doc["etag"],
-    )
-    record["document_id"] = doc["document_id"]
-    record["quarantine_uri"] = f"s3://{qbucket}/{target_key}"
-    # managed copy: multipart for objects over 5 GB (CopyObject's limit)
-    s3.copy({"Bucket": doc["bucket"], "Key": doc["key"]}, qbucket, target_key)
-    _put_json(s3, f"s3://{qbucket}/{target_key}.reason.json", record)
-    _mark_processed(s3, params, run_id, doc, "quarantined", record["quarantine_uri"] + ".reason.json")
-    return record
-
-
-def _mark_processed(s3, params: dict, run_id: str, doc: dict, status: str, result_uri: str) -> None:
-    state = params["state_prefix"].rstrip("/")
-    _put_json(
-        s3,
-        f"{state}/processed/{doc['document_id']}.json",
-        {
-            "document_id": doc["document_id"],
-            "source_uri": doc["source_uri"],
-            "etag": doc["etag"],
-            "run_id": run_id,
-            "status": status,
-            "result_uri": result_uri,
-        },
-    )
-
-
-def start_loops_for_batch(params: dict, run_id: str, extracted: dict, flow_definition_arn: str) -> dict:
-    """Start (or attach to) the human loop of every document of a batch that needs review; what
-    the ``start_review_loops`` task runs, on each try alike. Returns the batch dict with
-    ``loops_uri``, ``loops`` (names) and ``created`` (loops this call started)."""
-    from aws_ml_provider.hooks.a2i import A2IRuntimeHook, flow_definition_name_from_arn
-    from aws_ml_provider.utils.expense import TokenBucket, loop_input
-
-    s3 = _s3()
-    manifest = _get_json(s3, extracted["manifest_uri"])
-    hook = A2IRuntimeHook(aws_conn_id=AWS_CONN_ID)
-    bucket = TokenBucket(float(params["a2i_tps"]))
-    run_prefix = _run_prefix(params, run_id)
-    flow_name = flow_definition_name_from_arn(flow_definition_arn)
-    loops: dict[str, str] = {}
-    created = 0
-    for doc in manifest["documents"]:
-        machine = _get_json(s3, f"{run_prefix}/machine/{doc['document_id']}.json", default={})
-        if not machine.get("review_fields"):
-            continue  # auto-approved, or quarantined at extraction (no machine result)
-        name = hook.human_loop_name(doc["document_id"], flow_name, DAG_ID, run_id)
-        bucket.acquire()
-        started = hook.start_human_loop(
-            name,
-            flow_definition_arn,
-            loop_input(machine["normalised"], machine["review_fields"], doc["source_uri"]),
-        )
-        created += int(started["created"])
-        loops[doc["document_id"]] = name
-    loops_uri = f"{run_prefix}/loops/{extracted['batch']:05d}.json"
-    _put_json(s3, loops_uri, loops)
-    print(f"batch {extracted['batch']}: {len(loops)} human loop(s), {created} started now")
-    return {**extracted, "loops_uri": loops_uri, "loops": sorted(loops.values()), "created": created}
-
-
-# ------------------------------------------------------------------------------------------------
-# the batch extraction operator (sync calls, async jobs deferred)
-
-
-class ExpenseBatchExtractOperator(BaseOperator):
-    """AnalyzeExpense for one batch of documents (a manifest in S3).
-
-    Per document: skip when this run already has its machine result (a retried task); check it
-    cheaply and quarantine a bad one; single images go to ``AnalyzeExpense``, PDFs and multi-page
-    TIFFs to ``StartExpenseAnalysis`` (ClientRequestToken from the document and the run, so a
-    retry attaches to its job). While jobs run, the task defers (``TextractJobCompleteTrigger``)
-    and picks up every finished job when it resumes. Textract calls share the budget
-    ``textract_tps / EXTRACT_SLOTS`` (token bucket) and retry throttling with backoff
-    (``textract_retry_mode``).
-
-    :param batch: ``{"batch", "manifest_uri", "documents"}`` from ``list_documents`` (templated)
-    :param config: the run's resolved locations and ARNs (``resolve_config``; templated)
-
-    Returns ``{"batch", "manifest_uri", "extracted", "quarantined", "needs_review"}``.
-    """
-
-    template_fields = ("batch", "config")
-    ui_color = "#d1e8ff"
-
-    def __init__(self, *, batch: dict | Any, config: dict | Any, **kwargs):
-        super().__init__(**kwargs)
-        self.batch = batch
-        self.config = config
-
-    # ---- clients ------------------------------------------------------------------------------
-    def _params(self, context) -> dict:
-        return {**context["params"], **self.config}
-
-    def _hook(self, params: dict):
-        from aws_ml_provider.hooks.textract import TextractHook
-        from aws_ml_provider.utils.expense import textract_retry_config
-        from botocore.config import Config
-
-        retries = textract_retry_config(mode=params["textract_retry_mode"])
-        return TextractHook(aws_conn_id=AWS_CONN_ID, config=Config(**retries))
-
-    def _bucket(self, params: dict):
-        from aws_ml_provider.utils.expense import TokenBucket, per_task_tps
-
-        rate = per_task_tps(float(params["textract_tps"]), EXTRACT_SLOTS)
-        return TokenBucket(rate, burst=max(1.0, rate))
-
-    # ---- execution ----------------------------------------------------------------------------
-    def execute(self, context):
-        params, run_id = self._params(context), context["run_id"]
-        s3 = _s3()
-        manifest = _get_json(s3, self.batch["manifest_uri"])
-        hook, bucket = self._hook(params), self._bucket(params)
-        state = self._load_state(s3, params, run_id)
-        running = {item["document_id"] for item in state["pending"]}
-        for doc in manifest["documents"]:
-            if doc["document_id"] in state["done"] or doc["document_id"] in running:
-                continue
-            outcome = self._extract_one(s3, hook, bucket, params, run_id, doc)
-            if outcome.get("job_id"):
-                state["pending"].append({"document_id": doc["document_id"], "job_id": outcome["job_id"]})
-            else:
-                self._record(state, doc, outcome)
-            self._save_state(s3, params, run_id, state)
-        return self._continue(context, state)
-
-    def resume(self, context, event: dict | None = None, **_: Any):
-        """Back from the trigger (the job state is read again here; the event only woke us)."""
-        params, run_id = self._params(context), context["run_id"]
-        s3 = _s3()
-        manifest = _get_json(s3, self.batch["manifest_uri"])
-        docs = {d["document_id"]: d for d in manifest["documents"]}
-        hook, bucket = self._hook(params), self._bucket(params)
-        state = self._load_state(s3, params, run_id)
-        still: list[dict] = []
-        for item in state["pending"]:
-            doc = docs[item["document_id"]]
-            bucket.acquire()
-            status = hook.get_job("expense", item["job_id"], MaxResults=1).get("JobStatus")
-            if status == "IN_PROGRESS":
-                still.append(item)
-                continue
-            self._record(state, doc, self._finish_job(s3, hook, bucket, params, run_id, doc, item))
-        state["pending"] = still
-        self._save_state(s3, params, run_id, state)
-        return self._continue(context, state)
-
-    @staticmethod
-    def _record(state: dict, doc: dict, outcome: dict) -> None:
-        state["done"][doc["document_id"]] = outcome["status"]
-        if outcome.get("quarantine"):
-            state["quarantined"].append(outcome["quarantine"])
-
-    def _continue(self, context, state: dict):
-        pending = state["pending"]
-        if pending:
-            from aws_ml_provider.triggers.textract import TextractJobCompleteTrigger
-
-            self.log.info("%d Textract job(s) running; deferring", len(pending))
-            self.defer(
-                trigger=TextractJobCompleteTrigger(
-                    job_id=pending[0]["job_id"],
-                    kind="expense",
-                    waiter_delay=TEXTRACT_POLL_SECONDS,
-                    waiter_max_attempts=max(
-                        1, int(TEXTRACT_TIMEOUT.total_seconds()) // TEXTRACT_POLL_SECONDS
-                    ),
-                    aws_conn_id=AWS_CONN_ID,
-                ),
-                method_name="resume",
-            )
-        statuses = list(state["done"].values())
-        result = {
-            "batch": self.batch["batch"],
-            "manifest_uri": self.batch["manifest_uri"],
-            "extracted": sum(1 for s in statuses if s in ("needs_review", "auto_approve")),
-            "quarantined": sum(1 for s in statuses if s == "quarantined"),
-            "needs_review": sum(1 for s in statuses if s == "needs_review"),
-        }
-        self.log.info("batch %s: %s", self.batch["batch"], result)
-        return result
-
-    # ---- per document -------------------------------------------------------------------------
-    def _state_uri(self, params: dict, run_id: str) -> str:
-        return f"{_run_prefix(params, run_id)}/extract/{self.batch['batch']:05d}.json"
-
-    def _load_state(self, s3, params, run_id) -> dict:
-        state = _get_json(s3, self._state_uri(params, run_id), default={})
-        for key, empty in (("done", {}), ("pending", []), ("quarantined", [])):
-            state.setdefault(key, empty)
-        return state
-
-    def _save_state(self, s3, params, run_id, state) -> None:
-        _put_json(s3, self._state_uri(params, run_id), state)
-
-    def _extract_one(self, s3, hook, bucket, params, run_id, doc) -> dict:
-        from aws_ml_provider.utils.expense import (
-            ASYNC_DOCUMENT_LIMIT,
-            check_document,
-            textract_error_code,
-        )
-        from botocore.exceptions import ClientError
-
-        if doc["size"] > ASYNC_DOCUMENT_LIMIT:  # no need to download it to know
-            reason = f"{doc['source_uri']} is {doc['size']} bytes; Textract's limit is {ASYNC_DOCUMENT_LIMIT}"
-            return {
-                "status": "quarantined",
-                "quarantine": _quarantine(s3, params, run_id, doc, "DocumentTooLarge", reason),
-            }
-        data = s3.get_object(Bucket=doc["bucket"], Key=doc["key"])["Body"].read()
-        check = check_document(doc["source_uri"], data, doc["size"])
-        if not check.ok:
-            self.log.warning("quarantine %s: %s", doc["source_uri"], check.reason)
-            record = _quarantine(s3, params, run_id, doc, check.code or "BadDocument", check.reason or "")
-            return {"status": "quarantined", "quarantine": record}
-        try:
-            bucket.acquire()
-            if check.mode == "async":
-                token = hook.client_request_token("expense", doc["document_id"], run_id)
-                job_id = hook.start_job("expense", doc["source_uri"], client_request_token=token)
-                return {"status": "running", "job_id": job_id}
-            response = hook.analyze("expense", doc["source_uri"])
-        except ClientError as err:
-            code = textract_error_code(err)
-            if code is None:
-                raise
-            message = err.response.get("Error", {}).get("Message", "")
-            reason = f"Textract {code} for {doc['source_uri']}: {message}"
-            return {"status": "quarantined", "quarantine": _quarantine(s3, params, run_id, doc, code, reason)}
-        return {"status": self._store_machine_result(s3, params, run_id, doc, response)}
-
-    def _finish_job(self, s3, hook, bucket, params, run_id, doc, item) -> dict:
-        from aws_ml_provider.hooks.textract import TextractJobFailed
-
-        try:
-            bucket.acquire()
-            response = hook.collect_job_results("expense", item["job_id"])
-        except TextractJobFailed as exc:
-            return {
-                "status": "quarantined",
-                "quarantine": _quarantine(s3, params, run_id, doc, "TextractJobFailed", str(exc)),
-            }
-        return {"status": self._store_machine_result(s3, params, run_id, doc, response)}
-
-    def _store_machine_result(self, s3, params, run_id, doc, response: dict) -> str:
-        from aws_ml_provider.utils.expense import normalise_expense, review_fields
-
-        raw_uri = f"{params['output_prefix'].rstrip('/')}/documents/{doc['folder']}/textract.json"
-        _put_json(s3, raw_uri, response)
-        normalised = normalise_expense(response, document_id=doc["document_id"], source_uri=doc["source_uri"])
-        to_review = review_fields(
-            normalised, float(params["confidence_threshold"]), list(params["required_fields"] or [])
-        )
-        _put_json(
-            s3,
-            f"{_run_prefix(params, run_id)}/machine/{doc['document_id']}.json",
-            {"document": doc, "normalised": normalised, "review_fields": to_review, "raw_uri": raw_uri},
-        )
-        return "needs_review" if to_review else "auto_approve"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -631,8 +290,8 @@ def expense_documents():
         from botocore.exceptions import ClientError
 
         _, params = _run_settings(cfg)
-        s3 = _s3()
-        buckets = sorted({_split(params[name])[0] for name in DEFAULT_PREFIXES})
+        s3 = s3_utils.client(AWS_CONN_ID)
+        buckets = sorted({s3_utils.split_prefix(params[name])[0] for name in DEFAULT_PREFIXES})
         for name in buckets:
             try:
                 s3.head_bucket(Bucket=name)
@@ -640,7 +299,7 @@ def expense_documents():
                 s3.create_bucket(Bucket=name)
         staged = 0
         if params["stage_samples"]:
-            bucket, prefix = _split(params["input_prefix"])
+            bucket, prefix = s3_utils.split_prefix(params["input_prefix"])
             for path in sorted(include_path(SAMPLES, anchor=__file__).iterdir()):
                 if not path.is_file() or path.suffix.lower() not in SUPPORTED_EXTENSIONS:
                     continue
@@ -650,7 +309,7 @@ def expense_documents():
                     if etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
                         continue  # the same bytes are there already (same ETag: not taken again)
                 except ClientError as err:
-                    if not _not_found(err):
+                    if not s3_utils.is_not_found(err):
                         raise
                 s3.put_object(Bucket=bucket, Key=prefix + path.name, Body=body)
                 staged += 1
@@ -661,12 +320,12 @@ def expense_documents():
         """Claim the new documents under the input prefix; write one manifest per batch."""
         import json
 
-        from aws_ml_provider.utils.expense import document_id, parse_s3_uri
+        from aws_ml_provider.utils.expense import document_id
         from botocore.exceptions import ClientError
 
         run_id, params = _run_settings(cfg)
-        s3 = _s3()
-        bucket, prefix = _split(params["input_prefix"])
+        s3 = s3_utils.client(AWS_CONN_ID)
+        bucket, prefix = s3_utils.split_prefix(params["input_prefix"])
         state = params["state_prefix"].rstrip("/")
         limit = int(params["max_documents"])
         taken: list[dict] = []
@@ -681,11 +340,11 @@ def expense_documents():
                 continue
             etag = obj["ETag"].strip('"')
             doc_id = document_id(key, etag)
-            if _exists(s3, f"{state}/processed/{doc_id}.json"):
+            if s3_utils.exists(s3, f"{state}/processed/{doc_id}.json"):
                 skipped["processed"] += 1
                 continue
             claim_uri = f"{state}/claims/{doc_id}.json"
-            claim_bucket, claim_key = parse_s3_uri(claim_uri)
+            claim_bucket, claim_key = s3_utils.split_uri(claim_uri)
             claim = {"run_id": run_id, "source_uri": f"s3://{bucket}/{key}", "etag": etag}
             try:
                 s3.put_object(
@@ -695,7 +354,7 @@ def expense_documents():
                 code = err.response.get("Error", {}).get("Code")
                 if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
                     raise
-                if _get_json(s3, claim_uri, default={}).get("run_id") != run_id:
+                if s3_utils.read_json(s3, claim_uri, default={}).get("run_id") != run_id:
                     skipped["claimed_by_other_run"] += 1
                     continue
             relative = key[len(prefix) :]
@@ -713,15 +372,15 @@ def expense_documents():
                 }
             )
         size = int(params["batch_size"])
-        run_prefix = _run_prefix(params, run_id)
+        run_prefix = expense_state.run_prefix(params, run_id)
         batches = []
         for number, index in enumerate(range(0, len(taken), size)):
             documents = taken[index : index + size]
-            uri = _put_json(
+            uri = s3_utils.write_json(
                 s3, f"{run_prefix}/batches/{number:05d}.json", {"batch": number, "documents": documents}
             )
             batches.append({"batch": number, "manifest_uri": uri, "documents": len(documents)})
-        _put_json(
+        s3_utils.write_json(
             s3,
             f"{run_prefix}/listing.json",
             {"received": len(taken), "batches": len(batches), "skipped": skipped, "prepared": prepared},
@@ -734,7 +393,9 @@ def expense_documents():
         """One human loop per document of the batch that needs review (deterministic names: a
         retry attaches to the loops it started), paced at ``a2i_tps``."""
         run_id, params = _run_settings(cfg)
-        return start_loops_for_batch(params, run_id, extracted, flow_definition_arn)
+        return expense_state.start_loops_for_batch(
+            params, run_id, extracted, flow_definition_arn, dag_id=DAG_ID, aws_conn_id=AWS_CONN_ID
+        )
 
     @task
     def review_loop_names(started: list[dict]) -> list[str]:
@@ -760,15 +421,15 @@ def expense_documents():
         )
 
         run_id, params = _run_settings(cfg)
-        s3 = _s3()
-        manifest = _get_json(s3, started["manifest_uri"])
-        loops = _get_json(s3, started["loops_uri"], default={})
+        s3 = s3_utils.client(AWS_CONN_ID)
+        manifest = s3_utils.read_json(s3, started["manifest_uri"])
+        loops = s3_utils.read_json(s3, started["loops_uri"], default={})
         hook = A2IRuntimeHook(aws_conn_id=AWS_CONN_ID)
-        run_prefix = _run_prefix(params, run_id)
+        run_prefix = expense_state.run_prefix(params, run_id)
         out = params["output_prefix"].rstrip("/")
         rows, documents, quarantined = [], [], []
         for doc in manifest["documents"]:
-            machine = _get_json(s3, f"{run_prefix}/machine/{doc['document_id']}.json", default={})
+            machine = s3_utils.read_json(s3, f"{run_prefix}/machine/{doc['document_id']}.json", default={})
             if not machine:
                 continue  # quarantined at extraction (counted there)
             name = loops.get(doc["document_id"])
@@ -776,26 +437,30 @@ def expense_documents():
                 state = hook.human_loop_state(name)
                 if state["status"] != LOOP_DONE or not state.get("output_s3_uri"):
                     reason = f"human loop {name} ended {state['status']}: {state.get('failure_reason') or ''}"
-                    quarantined.append(_quarantine(s3, params, run_id, doc, "ReviewNotCompleted", reason))
+                    quarantined.append(
+                        expense_state.quarantine(s3, params, run_id, doc, "ReviewNotCompleted", reason)
+                    )
                     continue
                 answer = answers(hook.read_output(state["output_s3_uri"]))
                 merged = merge_review(machine["normalised"], machine["review_fields"], answer, loop=name)
                 if merged["status"] == "unreadable":
                     reason = f"the reviewer of human loop {name} marked {doc['source_uri']} unreadable"
-                    quarantined.append(_quarantine(s3, params, run_id, doc, "ReviewerUnreadable", reason))
+                    quarantined.append(
+                        expense_state.quarantine(s3, params, run_id, doc, "ReviewerUnreadable", reason)
+                    )
                     continue
             else:
                 merged = auto_approve(machine["normalised"])
-            response = _get_json(s3, machine["raw_uri"])
+            response = s3_utils.read_json(s3, machine["raw_uri"])
             csv_text, grid_text = pretty_outputs(apply_corrections(response, merged))
             folder = f"{out}/documents/{doc['folder']}"
-            result_uri = _put_json(s3, f"{folder}/expense.json", merged)
-            _put_text(s3, f"{folder}/summary.csv", csv_text, "text/csv")
-            _put_text(s3, f"{folder}/grid.txt", grid_text, "text/plain; charset=utf-8")
+            result_uri = s3_utils.write_json(s3, f"{folder}/expense.json", merged)
+            s3_utils.put_text(s3, f"{folder}/summary.csv", csv_text, "text/csv")
+            s3_utils.put_text(s3, f"{folder}/grid.txt", grid_text, "text/plain; charset=utf-8")
             rows.extend(document_rows(merged, result_uri))
             documents.append({k: merged[k] for k in ("document_id", "source_uri", "line_items")})
-            _mark_processed(s3, params, run_id, doc, merged["status"], result_uri)
-        rows_uri = _put_json(
+            expense_state.mark_processed(s3, params, run_id, doc, merged["status"], result_uri)
+        rows_uri = s3_utils.write_json(
             s3,
             f"{run_prefix}/rows/{started['batch']:05d}.json",
             {"rows": rows, "documents": documents, "quarantined": quarantined},
@@ -818,17 +483,17 @@ def expense_documents():
         from aws_ml_provider.utils.expense import documents_csv, line_items_csv, run_summary
 
         run_id, params = _run_settings(cfg)
-        s3 = _s3()
-        run_prefix = _run_prefix(params, run_id)
+        s3 = s3_utils.client(AWS_CONN_ID)
+        run_prefix = expense_state.run_prefix(params, run_id)
         rows, documents, quarantined_records = [], [], []
         received = 0
         for batch in batches or []:
-            manifest = _get_json(s3, batch["manifest_uri"])
+            manifest = s3_utils.read_json(s3, batch["manifest_uri"])
             received += len(manifest["documents"])
-            extract_state = _get_json(
+            extract_state = s3_utils.read_json(
                 s3, f"{run_prefix}/extract/{batch['batch']:05d}.json", default={"done": {}}
             )
-            merged = _get_json(s3, f"{run_prefix}/rows/{batch['batch']:05d}.json", default={})
+            merged = s3_utils.read_json(s3, f"{run_prefix}/rows/{batch['batch']:05d}.json", default={})
             rows += merged.get("rows", [])
             documents += merged.get("documents", [])
             quarantined_records += merged.get("quarantined", [])
@@ -851,8 +516,8 @@ def expense_documents():
         }
         outlet_events = get_current_context()["outlet_events"]
         for name, (text, content_type) in texts.items():
-            run_uri = _put_text(s3, f"{run_prefix}/{name}", text, content_type)
-            latest_uri = _put_text(s3, f"{out}/latest/{name}", text, content_type)
+            run_uri = s3_utils.put_text(s3, f"{run_prefix}/{name}", text, content_type)
+            latest_uri = s3_utils.put_text(s3, f"{out}/latest/{name}", text, content_type)
             outlet_events[LATEST_FILES[name]].extra = {"uri": latest_uri, "run_uri": run_uri}
         summary["outputs"] = {name: f"{run_prefix}/{name}" for name in texts}
         print(json.dumps(summary))
@@ -881,7 +546,13 @@ def expense_documents():
     )
     prepared >> task_ui
     extracted = ExpenseBatchExtractOperator.partial(
-        task_id="extract_batch", config=cfg, max_active_tis_per_dag=EXTRACT_SLOTS
+        task_id="extract_batch",
+        config=cfg,
+        aws_conn_id=AWS_CONN_ID,
+        tps_slots=EXTRACT_SLOTS,
+        waiter_delay=TEXTRACT_POLL_SECONDS,
+        job_timeout=TEXTRACT_TIMEOUT,
+        max_active_tis_per_dag=EXTRACT_SLOTS,
     ).expand(batch=batches)
     started = start_review_loops.partial(cfg=cfg, flow_definition_arn=flow.output).expand(
         extracted=extracted.output

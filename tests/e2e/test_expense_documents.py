@@ -251,7 +251,7 @@ def test_corrupt_and_empty_documents_are_quarantined_with_reasons(sample_run):
 def test_a_retried_start_loop_task_creates_no_second_loop(sample_run):
     """What a retry of start_review_loops runs (the same function, run id and batch) attaches to
     the loops of the first try: A2I holds no extra loop and nothing new is created."""
-    import importlib.util
+    from aws_ml_provider.utils.expense_state import start_loops_for_batch
 
     s3, bucket, result, twin = (
         sample_run["s3"],
@@ -259,11 +259,6 @@ def test_a_retried_start_loop_task_creates_no_second_loop(sample_run):
         sample_run["result"],
         sample_run["twin"],
     )
-    spec = importlib.util.spec_from_file_location(
-        "expense_dag_for_retry", ROOT / "dags" / "expense_documents.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     flow_arn = result.xcom("flow_definition")
     a2i = twin.client("sagemaker-a2i-runtime")
     before = a2i.list_human_loops(FlowDefinitionArn=flow_arn, MaxResults=100)["HumanLoopSummaries"]
@@ -274,7 +269,7 @@ def test_a_retried_start_loop_task_creates_no_second_loop(sample_run):
     names = []
     for key in batches:
         batch = json.loads(_read(s3, f"s3://{bucket}/{key}"))
-        again = module.start_loops_for_batch(
+        again = start_loops_for_batch(
             params, result.run_id, {"batch": batch["batch"], "manifest_uri": f"s3://{bucket}/{key}"}, flow_arn
         )
         assert again["created"] == 0

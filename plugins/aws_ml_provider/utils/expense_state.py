@@ -1,0 +1,108 @@
+"""Where an ``expense_documents`` run keeps its state in S3, and the steps that write it: the run's
+working prefix, quarantine records, processed markers and the start of the human review loops.
+
+Layout (``params`` are the run's Params with its resolved locations):
+
+- ``<output_prefix>/runs/<run>/`` - the run's working files (:func:`run_prefix`);
+- ``<quarantine_prefix>/<run>/<relative key>`` + ``.reason.json`` - a bad document (:func:`quarantine`);
+- ``<state_prefix>/processed/<document id>.json`` - a document no run takes again (:func:`mark_processed`).
+
+Imports nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+from . import s3 as s3_utils
+
+#: the DAG whose runs name the human loops (:meth:`A2IRuntimeHook.human_loop_name`)
+DAG_ID = "expense_documents"
+
+
+def run_prefix(params: dict, run_id: str) -> str:
+    """``<output_prefix>/runs/<run>``: the run's working files."""
+    from .expense import run_key
+
+    return f"{params['output_prefix'].rstrip('/')}/runs/{run_key(run_id)}"
+
+
+def quarantine(s3, params: dict, run_id: str, doc: dict, code: str, reason: str) -> dict:
+    """Copy a bad document to ``<quarantine_prefix>/<run>/<relative key>`` with a ``.reason.json``
+    beside it, and mark it processed (it is not taken again)."""
+    from .expense import quarantine_record, run_key
+
+    qbucket, qprefix = s3_utils.split_prefix(params["quarantine_prefix"])
+    target_key = f"{qprefix}{run_key(run_id)}/{doc['relative_key']}"
+    record = quarantine_record(
+        source_uri=doc["source_uri"],
+        code=code,
+        reason=reason,
+        run_id=run_id,
+        size=doc["size"],
+        etag=doc["etag"],
+    )
+    record["document_id"] = doc["document_id"]
+    record["quarantine_uri"] = f"s3://{qbucket}/{target_key}"
+    # managed copy: multipart for objects over 5 GB (CopyObject's limit)
+    s3.copy({"Bucket": doc["bucket"], "Key": doc["key"]}, qbucket, target_key)
+    s3_utils.write_json(s3, f"s3://{qbucket}/{target_key}.reason.json", record)
+    mark_processed(s3, params, run_id, doc, "quarantined", record["quarantine_uri"] + ".reason.json")
+    return record
+
+
+def mark_processed(s3, params: dict, run_id: str, doc: dict, status: str, result_uri: str) -> None:
+    """Write ``<state_prefix>/processed/<document id>.json``: no later run takes the document."""
+    state = params["state_prefix"].rstrip("/")
+    s3_utils.write_json(
+        s3,
+        f"{state}/processed/{doc['document_id']}.json",
+        {
+            "document_id": doc["document_id"],
+            "source_uri": doc["source_uri"],
+            "etag": doc["etag"],
+            "run_id": run_id,
+            "status": status,
+            "result_uri": result_uri,
+        },
+    )
+
+
+def start_loops_for_batch(
+    params: dict,
+    run_id: str,
+    extracted: dict,
+    flow_definition_arn: str,
+    *,
+    dag_id: str = DAG_ID,
+    aws_conn_id: str = "aws_default",
+) -> dict:
+    """Start (or attach to) the human loop of every document of a batch that needs review; what
+    the ``start_review_loops`` task runs, on each try alike. Returns the batch dict with
+    ``loops_uri``, ``loops`` (names) and ``created`` (loops this call started)."""
+    from ..hooks.a2i import A2IRuntimeHook, flow_definition_name_from_arn
+    from .expense import TokenBucket, loop_input
+
+    s3 = s3_utils.client(aws_conn_id)
+    manifest = s3_utils.read_json(s3, extracted["manifest_uri"])
+    hook = A2IRuntimeHook(aws_conn_id=aws_conn_id)
+    bucket = TokenBucket(float(params["a2i_tps"]))
+    prefix = run_prefix(params, run_id)
+    flow_name = flow_definition_name_from_arn(flow_definition_arn)
+    loops: dict[str, str] = {}
+    created = 0
+    for doc in manifest["documents"]:
+        machine = s3_utils.read_json(s3, f"{prefix}/machine/{doc['document_id']}.json", default={})
+        if not machine.get("review_fields"):
+            continue  # auto-approved, or quarantined at extraction (no machine result)
+        name = hook.human_loop_name(doc["document_id"], flow_name, dag_id, run_id)
+        bucket.acquire()
+        started = hook.start_human_loop(
+            name,
+            flow_definition_arn,
+            loop_input(machine["normalised"], machine["review_fields"], doc["source_uri"]),
+        )
+        created += int(started["created"])
+        loops[doc["document_id"]] = name
+    loops_uri = f"{prefix}/loops/{extracted['batch']:05d}.json"
+    s3_utils.write_json(s3, loops_uri, loops)
+    print(f"batch {extracted['batch']}: {len(loops)} human loop(s), {created} started now")
+    return {**extracted, "loops_uri": loops_uri, "loops": sorted(loops.values()), "created": created}
