@@ -27,7 +27,10 @@ def get_provider_info() -> dict:
             },
         ],
         "operators": [
-            {"integration-name": "Amazon Textract", "python-modules": [f"{_P}.operators.textract"]},
+            {
+                "integration-name": "Amazon Textract",
+                "python-modules": [f"{_P}.operators.textract", f"{_P}.operators.expense"],
+            },
             {"integration-name": "Amazon Augmented AI (A2I)", "python-modules": [f"{_P}.operators.a2i"]},
         ],
         "sensors": [
