@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from aws_ml_provider.utils.expense import sniff_format  # the same magic bytes the DAG checks
 
 from ...core.errors import AwsError
 
@@ -52,19 +53,6 @@ def too_large(message: str) -> AwsError:
 
 def invalid_parameter(message: str) -> AwsError:
     return AwsError("InvalidParameterException", message)
-
-
-def sniff(data: bytes) -> str | None:
-    """The format of a document from its first bytes (None: not one Textract reads)."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if b"%PDF-" in data[:1024]:
-        return "PDF"
-    return None
 
 
 @dataclass
@@ -126,7 +114,7 @@ def inspect(data: bytes, source: str = "bytes", *, asynchronous: bool = False) -
     """Check format, size and page count of document bytes (no OCR yet)."""
     if not data:
         raise bad_document(f"The document {source} is empty.")
-    fmt = sniff(data)
+    fmt = sniff_format(data)
     if fmt is None:
         raise unsupported(f"Request has unsupported document format ({source}: not JPEG, PNG, TIFF or PDF).")
     if asynchronous:
