@@ -10,6 +10,13 @@ STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export TWIN_PORT ?= 4566
 PYTEST_ARGS ?=
+#: the Amazon MWAA image the project targets; requirements/mwaa/README.md says where its files come from
+MWAA_AIRFLOW := 3.3.1
+MWAA_CONSTRAINTS := requirements/mwaa/airflow-$(MWAA_AIRFLOW)/airflow_constraints.txt
+#: MWAA pins the dev set cannot take: numpy and scipy (those releases need Python 3.12; dev runs 3.11,
+#: which the twin's model packages need), tabulate and marshmallow (the test-only peer libraries trp and
+#: textract-prettyprinter need older ones; the provider and DAGs do not import them)
+DEV_UNPINNED := numpy|scipy|tabulate|marshmallow
 
 .PHONY: install demo test lint format twin up down mwaa-package lock bench clean
 
@@ -53,7 +60,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/twin_bench.py
 
 lock:
-	$(BIN)/uv pip compile requirements/dev.in --python-version 3.11 -o requirements/dev.lock && sed -i "1i # Full pinned set for local runs, tests and CI. Regenerate: make lock" requirements/dev.lock
+	grep -vE '^($(DEV_UNPINNED))==' $(MWAA_CONSTRAINTS) > $(VENV)/mwaa-dev-constraints.txt
+	$(BIN)/uv pip compile requirements/dev.in -c $(VENV)/mwaa-dev-constraints.txt --python-version 3.11 \
+		--no-annotate -o requirements/dev.lock
+	sed -i "1i # Full pinned set for local runs, tests and CI, under Amazon MWAA $(MWAA_AIRFLOW)'s constraints\n# ($(MWAA_CONSTRAINTS), less $(DEV_UNPINNED)). Regenerate: make lock" requirements/dev.lock
 
 clean:
 	rm -rf $(VENV) .airflow .twin dist build *.egg-info

@@ -8,12 +8,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.providers.amazon.aws.utils.waiter_with_logging import RETRIABLE_ERROR_CODES
 from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import WaiterError
 
 from ..hooks.a2i import LOOP_DONE, A2IRuntimeHook, loop_state, loop_state_from_description
+from .base import AwsMlWaiterTrigger
 
 WAITER = "human_loop_completed"
 
@@ -28,7 +28,7 @@ def describe_failures(states: list[dict[str, Any]]) -> str:
     )
 
 
-class A2IHumanLoopCompletedTrigger(AwsBaseWaiterTrigger):
+class A2IHumanLoopCompletedTrigger(AwsMlWaiterTrigger):
     """Fire when one human loop is Completed (success) or Failed / Stopped / gone (error).
 
     :param human_loop_name: the loop to watch
@@ -67,7 +67,7 @@ class A2IHumanLoopCompletedTrigger(AwsBaseWaiterTrigger):
         )
 
 
-class A2IHumanLoopsCompleteTrigger(AwsBaseWaiterTrigger):
+class A2IHumanLoopsCompleteTrigger(AwsMlWaiterTrigger):
     """Wait for many human loops at once (one trigger, one poll round every ``waiter_delay``).
 
     Each round runs the ``human_loop_completed`` waiter once (one DescribeHumanLoop) for every loop

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
-
 from ..hooks.textract import TextractHook, textract_api
+from .base import AwsMlWaiterTrigger
 
 
-class TextractJobCompleteTrigger(AwsBaseWaiterTrigger):
+class TextractJobCompleteTrigger(AwsMlWaiterTrigger):
     """Fire when a Textract job leaves IN_PROGRESS.
 
     SUCCEEDED and PARTIAL_SUCCESS yield ``{"status": "success", "job_id": ...}`` (the operator
