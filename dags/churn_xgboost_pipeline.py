@@ -308,6 +308,9 @@ def churn_xgboost_pipeline():
         waiter_delay=WAITER_DELAY,
         waiter_max_attempts=WAITER_MAX_ATTEMPTS,
         stop_job_run_on_kill=True,
+        # a retried try attaches to the run it started (tagged --airflow_task_uuid) instead of starting
+        # a second one (amazon provider 9.34.0's name; later releases call it durable)
+        resume_glue_job_on_retry=True,
     )
 
     train = SageMakerTrainingAttachOperator(

@@ -429,7 +429,6 @@ def test_glue_job_operator_runs_to_completion(airflow_aws_conn, s3, glue, gbucke
         script_args={"--bucket": gbucket, "--key": key},
         verbose=True,
         job_poll_interval=0.5,
-        durable=False,
     )
     ti = _TaskInstance()
     run_id = run_glue.execute({"ti": ti})
@@ -474,7 +473,6 @@ def test_glue_job_operator_deferrable(airflow_aws_conn, s3, glue, gbucket, capfd
         verbose=True,
         waiter_delay=1,
         waiter_max_attempts=60,
-        durable=False,
     )
     with pytest.raises(TaskDeferred) as deferred:
         defer_glue.execute({"ti": _TaskInstance()})
@@ -516,26 +514,31 @@ def test_glue_job_complete_trigger_waits_with_the_waiter(airflow_aws_conn, s3, g
     assert s3.get_object(Bucket=gbucket, Key=key)["Body"].read().decode() == f"hello from {job} run {run_id}"
 
 
-def test_glue_job_operator_durable_retry_reattaches_to_its_run(airflow_aws_conn, s3, glue, gbucket):
-    """``durable``: the provider tags the run with ``--airflow_task_uuid``; a retried task (try 2,
-    same dag/task/run) scans GetJobRuns for that tag and attaches to the run still going instead
-    of starting a second one."""
+def test_glue_job_operator_retry_reattaches_to_its_run(airflow_aws_conn, s3, glue, gbucket):
+    """``resume_glue_job_on_retry`` (amazon provider 9.34.0, MWAA 3.3.1's; later releases call it
+    ``durable``): the provider tags the run with ``--airflow_task_uuid``; a retried task (try 2,
+    same dag/task/run, no XCom left) scans GetJobRuns for that tag and attaches to the run still
+    going instead of starting a second one."""
     from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     job = _job(glue, s3, gbucket, SLEEPER, ExecutionProperty={"MaxConcurrentRuns": 2})
 
-    def operator():
-        return GlueJobOperator(
+    def submit(ti) -> str:
+        run_glue = GlueJobOperator(
             task_id="run_glue",
             job_name=job,
             script_args={"--bucket": gbucket, "--key": f"durable/{job}"},
             deferrable=True,
-            durable=True,
+            resume_glue_job_on_retry=True,
         )
+        with pytest.raises(TaskDeferred) as deferred:
+            run_glue.execute({"ti": ti})
+        return deferred.value.trigger.run_id
 
-    first = operator().submit_job({"ti": _TaskInstance(try_number=1)})
+    first = submit(_TaskInstance(try_number=1))
     retry_ti = _TaskInstance(try_number=2)
-    retried = operator().submit_job({"ti": retry_ti})
+    retried = submit(retry_ti)
     try:
         assert retried == first
         assert retry_ti.xcom["glue_job_run_id"] == first
@@ -545,7 +548,7 @@ def test_glue_job_operator_durable_retry_reattaches_to_its_run(airflow_aws_conn,
         # another task instance of the same job is not mistaken for this one
         other = _TaskInstance(try_number=2)
         other.run_id = "manual__2"
-        assert operator().submit_job({"ti": other}) != first
+        assert submit(other) != first
         assert len(glue.get_job_runs(JobName=job)["JobRuns"]) == 2
     finally:
         ids = [r["Id"] for r in glue.get_job_runs(JobName=job)["JobRuns"]]
