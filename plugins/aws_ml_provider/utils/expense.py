@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .expense_response import AnalyzeExpenseResponse
+
 SUMMARY_FIELDS = (
     "VENDOR_NAME",
     "INVOICE_RECEIPT_ID",
@@ -276,8 +278,6 @@ def normalise_expense(response: dict, *, document_id: str = "", source_uri: str 
     (GroupProperties: ``VENDOR``, ``RECEIVER_BILL_TO``, ... and the group id) are kept where
     Textract gives them; a line item's ``currency`` is its PRICE's (else any of its cells').
     """
-    from .expense_response import AnalyzeExpenseResponse
-
     doc = AnalyzeExpenseResponse.from_wire(response)
     fields: dict[str, dict] = {}
     line_items: list[dict] = []
@@ -548,8 +548,6 @@ def pretty_outputs(response: dict) -> tuple[str, str]:
     tabulate 0.9 (dev) and 0.10 (MWAA 3.3.1).
     """
     from tabulate import tabulate
-
-    from .expense_response import AnalyzeExpenseResponse
 
     def grid(rows, headers=()):
         return tabulate(
