@@ -39,6 +39,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 test: $(STAMP) lint
+	$(BIN)/python scripts/tested_versions.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

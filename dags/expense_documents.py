@@ -13,7 +13,8 @@ run has taken before, and for each one:
    jobs run), in mapped batches (`batch_size`) sharing a TPS budget (`textract_tps`, split between
    the batch tasks that may run at once, paced with a token bucket; botocore retries back off on
    ThrottlingException);
-3. **normalises** the response with `trp.trp2_expense` (summary fields VENDOR_NAME,
+3. **normalises** the response with the provider's reader of botocore's AnalyzeExpense model
+   (`aws_ml_provider.utils.expense_response`; summary fields VENDOR_NAME,
    INVOICE_RECEIPT_ID, INVOICE_RECEIPT_DATE, TOTAL, SUBTOTAL, TAX, VENDOR_ADDRESS,
    RECEIVER_ADDRESS; line items ITEM, QUANTITY, PRICE, EXPENSE_ROW);
 4. sends documents with a field under `confidence_threshold` or a missing `required_fields`

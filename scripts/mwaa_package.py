@@ -8,11 +8,21 @@
 
 Upload: ``aws s3 sync dist/mwaa/dags s3://<bucket>/dags --delete`` and
 ``aws s3 cp dist/mwaa/plugins.zip s3://<bucket>/plugins.zip`` (same for requirements.txt), then point the
-environment at the new object versions. Target: MWAA Apache Airflow v3.0.6 (Python 3.12).
+environment at the new object versions. Target: the Amazon MWAA version in the Makefile
+(``MWAA_AIRFLOW``, Apache Airflow 3.3.1, Python 3.12), whose files are in requirements/mwaa/.
 
-The build checks what it ships: every third-party module the DAGs and the provider import is either
-part of MWAA's Airflow install (apache-airflow + the Amazon provider and their dependencies) or listed
-in requirements.txt, and requirements.txt carries none of aws_twin's packages.
+The build checks what it ships against those files, not against the local install's versions:
+
+- every third-party module the DAGs and the provider import is part of what the MWAA image installs
+  (image_packages.txt and their dependency closure, read from the local install's metadata, which
+  must hold the very apache-airflow* versions MWAA pins) or listed in requirements.txt;
+- requirements.txt has MWAA's ``--constraint`` line, none of aws_twin's packages, no pin that
+  differs from the constraints' pin, no package of mwaa_essential_constraints.txt (MWAA does not let
+  requirements.txt override those), an exact pin equal to requirements/dev.lock's for every package
+  the constraints do not pin, and no package whose own dependencies exclude the version MWAA pins
+  (read from the installed distribution's metadata, for Python 3.12 on Linux x86_64);
+- with ``--resolve`` (``make mwaa-package``: when PyPI is reachable) ``uv pip compile`` resolves
+  requirements.txt under the constraints for Python 3.12 / manylinux x86_64, as MWAA's pip would.
 """
 
 from __future__ import annotations
@@ -20,27 +30,27 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import re
 import shutil
+import socket
+import subprocess
 import sys
+import tempfile
 import zipfile
-from importlib.metadata import PackageNotFoundError, packages_distributions, requires
+from importlib.metadata import PackageNotFoundError, distributions, packages_distributions, requires, version
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-MWAA_AIRFLOW_VERSION = "3.0.6"
-MWAA_PYTHON_VERSION = "3.12"
-CONSTRAINT_URL = (
-    f"https://raw.githubusercontent.com/apache/airflow/constraints-{MWAA_AIRFLOW_VERSION}/"
-    f"constraints-{MWAA_PYTHON_VERSION}.txt"
+CONSTRAINT_URL_RE = re.compile(
+    r"https://raw\.githubusercontent\.com/apache/airflow/constraints-([\w.]+)/constraints-(\d+\.\d+)\.txt"
 )
-# What MWAA installs before requirements.txt: Airflow (with its pre-installed providers) and the
-# Amazon provider. Their dependency closure is computed from the local install's metadata.
-MWAA_BASE_DISTRIBUTIONS = ("apache-airflow", "apache-airflow-providers-amazon")
 # Packages only the offline twin and the tests need; never on MWAA.
 TWIN_ONLY = {
     "moto",
@@ -72,6 +82,224 @@ IAM_PLACEHOLDERS = (
 
 class PackageError(Exception):
     pass
+
+
+# --- what MWAA installs (requirements/mwaa/airflow-<version>/) ---------------------------------------
+
+
+def _pins(path: Path) -> dict[str, str]:
+    """``name==version`` lines of a constraints-style file, by canonical name."""
+    pins = {}
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        req = Requirement(line)
+        exact = [s.version for s in req.specifier if s.operator == "=="]
+        if exact:
+            pins[canonicalize_name(req.name)] = exact[0]
+    return pins
+
+
+class MwaaTarget(NamedTuple):
+    """An Amazon MWAA image version: the files in requirements/mwaa/airflow-<airflow>/."""
+
+    airflow: str
+    python: str
+    constraint_url: str  # the --constraint line requirements.txt must carry
+    folder: Path
+    constraints: dict[str, str]  # airflow_constraints.txt
+    essential: dict[str, str]  # mwaa_essential_constraints.txt: not overridable
+    image: tuple[Requirement, ...]  # image_packages.txt: what the image's bootstrap installs
+
+    @property
+    def constraints_file(self) -> Path:
+        return self.folder / "airflow_constraints.txt"
+
+    @property
+    def pins(self) -> dict[str, str]:
+        """Every version MWAA fixes: the constraints, the image's own ``==`` pins (apache-airflow,
+        apache-airflow-core) and the essential constraints."""
+        image = {
+            canonicalize_name(r.name): s.version
+            for r in self.image
+            for s in r.specifier
+            if s.operator == "=="
+        }
+        return {**self.constraints, **image, **self.essential}
+
+
+def mwaa_airflow_version(root: Path = ROOT) -> str:
+    """``MWAA_AIRFLOW`` of the Makefile: the MWAA image version the project targets."""
+    match = re.search(r"^MWAA_AIRFLOW\s*:?=\s*(\S+)\s*$", (root / "Makefile").read_text(), flags=re.M)
+    if not match:
+        raise PackageError("the Makefile sets no MWAA_AIRFLOW")
+    return match.group(1)
+
+
+def load_target(root: Path = ROOT, airflow: str | None = None) -> MwaaTarget:
+    airflow = airflow or mwaa_airflow_version(root)
+    folder = root / "requirements" / "mwaa" / f"airflow-{airflow}"
+    files = [
+        folder / n
+        for n in ("airflow_constraints.txt", "mwaa_essential_constraints.txt", "image_packages.txt")
+    ]
+    missing = [str(f.relative_to(root)) for f in files if not f.is_file()]
+    if missing:
+        raise PackageError(
+            f"MWAA {airflow}'s files are missing: {', '.join(missing)} (see requirements/mwaa/README.md)"
+        )
+    match = CONSTRAINT_URL_RE.search(files[0].read_text()[:2000])
+    if not match or match.group(1) != airflow:
+        raise PackageError(f"{files[0].relative_to(root)} does not name Airflow {airflow}'s constraints URL")
+    image = tuple(
+        Requirement(line.strip())
+        for line in files[2].read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
+    return MwaaTarget(
+        airflow=airflow,
+        python=match.group(2),
+        constraint_url=match.group(0),
+        folder=folder,
+        constraints=_pins(files[0]),
+        essential=_pins(files[1]),
+        image=image,
+    )
+
+
+def target_environment(python: str) -> dict[str, str]:
+    """Marker environment of MWAA's workers: CPython ``python`` on Linux x86_64."""
+    env = default_environment()
+    env.update(
+        python_version=python,
+        python_full_version=f"{python}.0",
+        implementation_name="cpython",
+        platform_python_implementation="CPython",
+        sys_platform="linux",
+        platform_system="Linux",
+        platform_machine="x86_64",
+        os_name="posix",
+    )
+    return env
+
+
+def installed_airflow_versions(target: MwaaTarget) -> tuple[list[tuple[str, str, str | None]], list[str]]:
+    """``[(name, installed version, MWAA's pin or None)]`` of every installed apache-airflow*
+    distribution, and the problems: an installed version that differs from MWAA's pin."""
+    found: dict[str, str] = {}
+    for dist in distributions():
+        name = canonicalize_name(dist.metadata["Name"] or "")
+        if name.startswith("apache-airflow"):
+            found[name] = dist.version
+    rows = [
+        (name, found[name], target.pins.get(name))
+        for name in sorted(found, key=lambda n: (n != "apache-airflow", n))
+    ]
+    problems = [
+        f"installed {name} {have} differs from Amazon MWAA {target.airflow}'s pin {name}=={pin} "
+        f"(make lock && make install)"
+        for name, have, pin in rows
+        if pin is not None and have != pin
+    ]
+    return rows, problems
+
+
+def _dependencies(name: str, extras, env: dict[str, str]) -> list[Requirement] | None:
+    """The requirements of installed distribution ``name`` that apply in ``env`` with ``extras``
+    (None: not installed here)."""
+    try:
+        raw = requires(name) or []
+    except PackageNotFoundError:
+        return None
+    out = []
+    for line in raw:
+        req = Requirement(line)
+        if req.marker is None or any(req.marker.evaluate({**env, "extra": e}) for e in {"", *extras}):
+            out.append(req)
+    return out
+
+
+def mwaa_provided(target: MwaaTarget) -> set[str]:
+    """What MWAA's image installs: image_packages.txt and their dependency closure (extras followed,
+    markers for the target Python on Linux), read from the local install's metadata."""
+    env = target_environment(target.python)
+    done: dict[str, set[str]] = {}
+    todo = [(canonicalize_name(r.name), set(r.extras)) for r in target.image]
+    while todo:
+        name, extras = todo.pop()
+        if name in done and extras <= done[name]:
+            continue
+        done.setdefault(name, set()).update(extras)
+        for req in _dependencies(name, extras, env) or []:
+            todo.append((canonicalize_name(req.name), set(req.extras)))
+    return set(done)
+
+
+def _dev_lock(root: Path = ROOT) -> dict[str, str]:
+    return _pins(root / "requirements" / "dev.lock")
+
+
+def check_pins(reqs: list[Requirement], target: MwaaTarget, lock: dict[str, str]) -> list[str]:
+    """Problems of requirements.txt's lines with MWAA's versions (see the module's docstring)."""
+    problems = []
+    mwaa = f"Amazon MWAA {target.airflow}"
+    env = target_environment(target.python)
+    pins = target.pins
+    for req in reqs:
+        name = canonicalize_name(req.name)
+        pin = pins.get(name)
+        if name in target.essential:
+            problems.append(
+                f"{req} is in {mwaa}'s mwaa_essential_constraints.txt ({name}=={target.essential[name]}): "
+                "MWAA does not let requirements.txt override it; leave it out"
+            )
+            continue
+        if pin is not None and req.specifier and not req.specifier.contains(pin, prereleases=True):
+            problems.append(f"{req} differs from {mwaa}'s constraints, which pin {name}=={pin}")
+        if pin is None:
+            exact = [s.version for s in req.specifier if s.operator in ("==", "===")]
+            want = lock.get(name)
+            if want is None:
+                problems.append(
+                    f"{req.name} is neither pinned by {mwaa}'s constraints nor in requirements/dev.lock"
+                )
+            elif exact != [want] or len(req.specifier) != 1:
+                problems.append(
+                    f"{req} is not pinned by {mwaa}'s constraints: pin it to requirements/dev.lock's "
+                    f"version, the one tested ({req.name}=={want})"
+                )
+        try:
+            have = version(name)
+        except PackageNotFoundError:
+            problems.append(
+                f"{req.name} is not installed here, so its dependencies cannot be checked (make install)"
+            )
+            continue
+        # its own dependencies (and theirs, through packages MWAA does not pin) must take MWAA's pins
+        seen = {name}
+        todo = [(name, have, set(req.extras), f"{req.name} {have}")]
+        while todo:
+            owner, owner_version, extras, chain = todo.pop()
+            for dep in _dependencies(owner, extras, env) or []:
+                dep_name = canonicalize_name(dep.name)
+                dep_pin = pins.get(dep_name)
+                if dep_pin is not None:
+                    if not dep.specifier.contains(dep_pin, prereleases=True):
+                        problems.append(
+                            f"{chain} requires {dep.name}{dep.specifier}, but {mwaa}'s constraints pin "
+                            f"{dep_name}=={dep_pin}: pip cannot install {req.name} on MWAA"
+                        )
+                    continue
+                if dep_name in seen:
+                    continue
+                seen.add(dep_name)
+                try:
+                    dep_version = version(dep_name)
+                except PackageNotFoundError:
+                    continue  # not needed on this Python/platform here; the PyPI resolution covers it
+                todo.append((dep_name, dep_version, set(dep.extras), f"{chain} -> {dep.name} {dep_version}"))
+    return problems
 
 
 def _files(folder: Path):
@@ -126,26 +354,6 @@ def requirement_lines(path: Path) -> tuple[list[str], list[Requirement]]:
         else:
             reqs.append(Requirement(line.split(" #", 1)[0].strip()))
     return options, reqs
-
-
-def _closure(roots) -> set[str]:
-    env = default_environment()
-    seen: set[str] = set()
-    todo = [canonicalize_name(r) for r in roots]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            reqs = requires(name) or []
-        except PackageNotFoundError:
-            continue
-        for raw in reqs:
-            req = Requirement(raw)
-            if req.marker is None or req.marker.evaluate({**env, "extra": ""}):
-                todo.append(canonicalize_name(req.name))
-    return seen
 
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:
@@ -205,18 +413,28 @@ def third_party_imports(folders, *, optional: bool = False) -> dict[str, list[st
     return result
 
 
-def check_requirements(requirements: Path, code_folders) -> list[str]:
-    """Return the problems with requirements.txt for the code in ``code_folders`` (empty: fine)."""
+def check_requirements(requirements: Path, code_folders, target: MwaaTarget | None = None) -> list[str]:
+    """Return the problems with requirements.txt for the code in ``code_folders`` and the MWAA image
+    ``target`` (default: the Makefile's; empty: fine)."""
+    target = target or load_target()
     problems = []
     options, reqs = requirement_lines(requirements)
-    if f'--constraint "{CONSTRAINT_URL}"' not in options:
-        problems.append(f'{requirements.name} lacks the line --constraint "{CONSTRAINT_URL}"')
+    if f'--constraint "{target.constraint_url}"' not in options:
+        problems.append(f'{requirements.name} lacks the line --constraint "{target.constraint_url}"')
     listed = {canonicalize_name(r.name) for r in reqs}
     for name in sorted(listed & {canonicalize_name(n) for n in TWIN_ONLY}):
         problems.append(f"{requirements.name} lists {name}, which only aws_twin/tests need")
     for name in sorted(listed & {canonicalize_name(n) for n in ("apache-airflow", "apache-airflow-core")}):
         problems.append(f"{requirements.name} lists {name}: MWAA pins Airflow itself")
-    base = _closure(MWAA_BASE_DISTRIBUTIONS)
+    # the closure of MWAA's install is read from the local one: it must hold MWAA's versions
+    _, version_problems = installed_airflow_versions(target)
+    problems += version_problems
+    problems += check_pins(
+        [r for r in reqs if canonicalize_name(r.name) not in {canonicalize_name(n) for n in TWIN_ONLY}],
+        target,
+        _dev_lock(),
+    )
+    base = mwaa_provided(target)
     dists = packages_distributions()
     used: set[str] = set()
     for module, files in sorted(third_party_imports(code_folders).items()):
@@ -238,6 +456,53 @@ def check_requirements(requirements: Path, code_folders) -> list[str]:
     return problems
 
 
+def _index_host() -> str:
+    for var in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
+        if os.environ.get(var):
+            return urlsplit(os.environ[var].split()[0]).hostname or "pypi.org"
+    return "pypi.org"
+
+
+def resolve_on_pypi(requirements: Path, target: MwaaTarget, timeout: float = 600) -> tuple[bool | None, str]:
+    """``uv pip compile`` of requirements.txt under MWAA's constraints for Python <target> on
+    manylinux x86_64: (True, resolution) / (False, uv's error) / (None, why it was skipped: no uv,
+    the package index unreachable). The local copy of the constraints file replaces the URL."""
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if not uv:
+        return None, "uv is not installed"
+    host = _index_host()
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError as exc:
+        return None, f"{host} is unreachable ({exc})"
+    _, reqs = requirement_lines(requirements)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "requirements.txt"
+        local.write_text("".join(f"{r}\n" for r in reqs))
+        cmd = [
+            uv,
+            "pip",
+            "compile",
+            str(local),
+            "-c",
+            str(target.constraints_file),
+            "--python-version",
+            target.python,
+            "--python-platform",
+            "x86_64-manylinux_2_28",
+            "--no-header",
+            "--no-annotate",
+            "--quiet",
+        ]
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, f"uv pip compile did not finish in {timeout:.0f}s"
+    if result.returncode == 0:
+        return True, result.stdout
+    return False, (result.stderr or result.stdout).strip()
+
+
 def render_policy(text: str, values: dict[str, str]) -> str:
     missing = [p for p in IAM_PLACEHOLDERS if f"${{{p}}}" in text and p not in values]
     if missing:
@@ -256,11 +521,12 @@ def build(
     root: Path = ROOT,
     iam_values: dict[str, str] | None = None,
     check: bool = True,
+    target: MwaaTarget | None = None,
 ) -> dict:
     plugins, dags, include = root / "plugins", root / "dags", root / "include"
     requirements = root / "requirements.txt"
     if check:
-        problems = check_requirements(requirements, [plugins, dags])
+        problems = check_requirements(requirements, [plugins, dags], target)
         if problems:
             raise PackageError("requirements.txt does not fit the code:\n  " + "\n  ".join(problems))
     mwaa = out / "mwaa"
@@ -293,6 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resource-prefix", default="", help="name prefix of Glue jobs/SageMaker resources")
     parser.add_argument("--glue-role-name", default="AwsMlGlueJobRole")
     parser.add_argument("--sagemaker-role-name", default="AwsMlSageMakerExecutionRole")
+    parser.add_argument(
+        "--resolve",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="resolve requirements.txt under MWAA's constraints on PyPI with uv pip compile "
+        "(auto: when the index is reachable; always: fail when it is not)",
+    )
     args = parser.parse_args(argv)
     values = None
     if args.account_id:
@@ -307,13 +580,31 @@ def main(argv: list[str] | None = None) -> int:
             "SageMakerRoleName": args.sagemaker_role_name,
         }
     try:
-        result = build(args.out, iam_values=values)
+        target = load_target()
+        result = build(args.out, iam_values=values, target=target)
     except PackageError as exc:
         print(f"mwaa_package: {exc}", file=sys.stderr)
         return 1
+    if args.resolve != "never":
+        ok, detail = resolve_on_pypi(ROOT / "requirements.txt", target)
+        if ok is None:
+            print(f"mwaa_package: resolution check skipped: {detail}", file=sys.stderr)
+            if args.resolve == "always":
+                return 1
+        elif not ok:
+            print(
+                f"mwaa_package: requirements.txt does not resolve under MWAA {target.airflow}'s constraints "
+                f"(Python {target.python}, manylinux x86_64):\n{detail}",
+                file=sys.stderr,
+            )
+            return 1
+        else:
+            print(
+                f"requirements.txt resolves under MWAA {target.airflow}'s constraints (uv pip compile, PyPI)"
+            )
     mwaa = args.out / "mwaa"
     print(f"{mwaa / 'plugins.zip'}: {len(result['plugins_zip'])} files")
-    print(f"{mwaa / 'requirements.txt'} (MWAA Airflow {MWAA_AIRFLOW_VERSION}, Python {MWAA_PYTHON_VERSION})")
+    print(f"{mwaa / 'requirements.txt'} (MWAA Airflow {target.airflow}, Python {target.python})")
     print(f"{result['dags']}/ (include/ as dags/include/)")
     for name in result["iam"]:
         print(f"{args.out / 'iam' / name}")

@@ -7,15 +7,19 @@ from __future__ import annotations
 import fnmatch
 import importlib.util
 import json
+import platform
 import re
 import subprocess
 import sys
 import sysconfig
 import zipfile
+from importlib.metadata import distributions, requires, version
 from pathlib import Path
 
 import botocore.session
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 IAM = ROOT / "include" / "iam"
@@ -74,16 +78,139 @@ def test_requirements_target_mwaa_and_leave_the_twin_out(built):
     text = (built / "mwaa" / "requirements.txt").read_text()
     assert text == (ROOT / "requirements.txt").read_text()
     assert (
-        '--constraint "https://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt"'
+        '--constraint "https://raw.githubusercontent.com/apache/airflow/constraints-3.3.1/constraints-3.12.txt"'
         in text.splitlines()
     )
     _, reqs = mwaa_package.requirement_lines(ROOT / "requirements.txt")
     names = {r.name.lower() for r in reqs}
-    assert {"amazon-textract-response-parser", "amazon-textract-prettyprinter"} <= names
     assert not names & {"moto", "rapidocr-onnxruntime", "python-liquid", "apache-airflow", "pytest"}
+    # the peer libraries that cannot install under MWAA 3.3.1's constraints are test-only now
+    assert not names & {"amazon-textract-response-parser", "amazon-textract-prettyprinter"}
 
 
-def test_requirement_check_catches_missing_and_unused_lines(tmp_path):
+@pytest.fixture(scope="module")
+def target():
+    return mwaa_package.load_target()
+
+
+def test_the_target_is_the_makefiles_mwaa_version_and_its_files(target):
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(rf"^MWAA_AIRFLOW := {re.escape(target.airflow)}$", makefile, flags=re.M)
+    assert (target.airflow, target.python) == ("3.3.1", "3.12")
+    assert target.constraint_url == (
+        "https://raw.githubusercontent.com/apache/airflow/constraints-3.3.1/constraints-3.12.txt"
+    )
+    constraints = target.constraints_file.read_text()
+    assert (
+        f"\napache-airflow-providers-amazon=={target.pins['apache-airflow-providers-amazon']}\n"
+        in constraints
+    )
+    # apache-airflow itself is pinned by the image's package list and the essential constraints
+    assert target.pins["apache-airflow"] == target.essential["apache-airflow"] == "3.3.1"
+    assert "apache-airflow" not in target.constraints
+
+
+def test_the_local_install_has_mwaas_airflow_and_providers(target):
+    rows, problems = mwaa_package.installed_airflow_versions(target)
+    assert problems == []
+    by_name = {name: (have, pin) for name, have, pin in rows}
+    for name in ("apache-airflow", "apache-airflow-core", "apache-airflow-providers-amazon"):
+        assert by_name[name][0] == by_name[name][1] == target.pins[name]
+    # a local install that drifted from MWAA's pin is reported (and so fails the package check)
+    drifted = target._replace(constraints={**target.constraints, "apache-airflow-providers-amazon": "9.39.0"})
+    _, problems = mwaa_package.installed_airflow_versions(drifted)
+    assert problems == [
+        f"installed apache-airflow-providers-amazon {by_name['apache-airflow-providers-amazon'][0]} differs "
+        "from Amazon MWAA 3.3.1's pin apache-airflow-providers-amazon==9.39.0 (make lock && make install)"
+    ]
+
+
+def test_what_mwaa_provides_follows_the_image_packages_and_their_extras(target):
+    provided = mwaa_package.mwaa_provided(target)
+    image = {canonicalize_name(r.name) for r in target.image}
+    assert image <= provided
+    # through apache-airflow -> apache-airflow-core (tabulate), the Amazon provider (boto3) and its
+    # [aiobotocore] extra, apache-airflow[celery] -> the Celery provider
+    assert {"tabulate", "boto3", "botocore", "aiobotocore", "apache-airflow-providers-celery"} <= provided
+    # not what only the dev set installs
+    assert not provided & {"moto", "xgboost-cpu", "pypdfium2", "amazon-textract-response-parser"}
+
+
+def test_shipped_requirements_pass_the_mwaa_checks(target):
+    assert (
+        mwaa_package.check_requirements(ROOT / "requirements.txt", [ROOT / "plugins", ROOT / "dags"], target)
+        == []
+    )
+
+
+def _requirements(tmp_path, target, *lines) -> Path:
+    req = tmp_path / "requirements.txt"
+    req.write_text("\n".join([f'--constraint "{target.constraint_url}"', *lines]) + "\n")
+    return req
+
+
+def _specifier_of(owner: str, dependency: str) -> str:
+    """The specifier ``owner``'s installed metadata puts on ``dependency``."""
+    for raw in requires(owner):
+        req = Requirement(raw)
+        if canonicalize_name(req.name) == dependency and req.marker is None:
+            return str(req.specifier)
+    raise AssertionError(f"{owner} does not require {dependency}")
+
+
+def test_peer_libraries_that_mwaas_pins_exclude_are_refused(tmp_path, target):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "job.py").write_text("import trp\nimport textractprettyprinter\n")
+    req = _requirements(
+        tmp_path,
+        target,
+        f"amazon-textract-response-parser=={version('amazon-textract-response-parser')}",
+        f"amazon-textract-prettyprinter=={version('amazon-textract-prettyprinter')}",
+    )
+    problems = mwaa_package.check_requirements(req, [code], target)
+    marshmallow = _specifier_of("amazon-textract-response-parser", "marshmallow")
+    tabulate = _specifier_of("amazon-textract-prettyprinter", "tabulate")
+    assert marshmallow.startswith("<4") or "<4" in marshmallow
+    assert (
+        f"amazon-textract-response-parser {version('amazon-textract-response-parser')} requires "
+        f"marshmallow{marshmallow}, but Amazon MWAA 3.3.1's constraints pin "
+        f"marshmallow=={target.constraints['marshmallow']}: pip cannot install amazon-textract-response-parser on MWAA"
+    ) in problems
+    assert any(
+        p.startswith(
+            f"amazon-textract-prettyprinter {version('amazon-textract-prettyprinter')} requires tabulate{tabulate}"
+        )
+        and f"tabulate=={target.constraints['tabulate']}" in p
+        for p in problems
+    ), problems
+    # nothing else is wrong with the file
+    assert all("requires" in p for p in problems), problems
+
+
+def test_pins_that_mwaa_would_refuse_are_reported(tmp_path, target):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "job.py").write_text("import numpy\nimport pypdfium2\nimport sqlalchemy\nimport matplotlib\n")
+    lock = mwaa_package._dev_lock()
+    req = _requirements(tmp_path, target, "numpy==1.26.4", "pypdfium2", "SQLAlchemy", "matplotlib>=3")
+    problems = mwaa_package.check_requirements(req, [code], target)
+    assert problems == [
+        f"numpy==1.26.4 differs from Amazon MWAA 3.3.1's constraints, which pin numpy=={target.constraints['numpy']}",
+        "pypdfium2 is not pinned by Amazon MWAA 3.3.1's constraints: pin it to requirements/dev.lock's version, "
+        f"the one tested (pypdfium2=={lock['pypdfium2']})",
+        f"SQLAlchemy is in Amazon MWAA 3.3.1's mwaa_essential_constraints.txt (sqlalchemy=={target.essential['sqlalchemy']}): "
+        "MWAA does not let requirements.txt override it; leave it out",
+        "matplotlib>=3 is not pinned by Amazon MWAA 3.3.1's constraints: pin it to requirements/dev.lock's version, "
+        f"the one tested (matplotlib=={lock['matplotlib']})",
+    ]
+    req = _requirements(
+        tmp_path, target, "numpy", f"pypdfium2=={lock['pypdfium2']}", f"matplotlib=={lock['matplotlib']}"
+    )
+    assert mwaa_package.check_requirements(req, [code], target) == []  # sqlalchemy: part of MWAA's install
+
+
+def test_requirement_check_catches_missing_and_unused_lines(tmp_path, target):
     code = tmp_path / "code"
     code.mkdir()
     (code / "job.py").write_text(
@@ -92,15 +219,66 @@ def test_requirement_check_catches_missing_and_unused_lines(tmp_path):
     )
     req = tmp_path / "requirements.txt"
     req.write_text("amazon-textract-response-parser\nmoto\n")
-    problems = "\n".join(mwaa_package.check_requirements(req, [code]))
+    problems = "\n".join(mwaa_package.check_requirements(req, [code], target))
     assert "--constraint" in problems  # the MWAA constraint line is missing
     assert "moto" in problems  # a twin-only package
     assert "'trp'" not in problems  # covered by amazon-textract-response-parser
     assert "boto3" not in problems and "pandas" not in problems and "pypdfium2" not in problems
     (code / "job.py").write_text("import xgboost\nimport aws_twin\n")
-    problems = "\n".join(mwaa_package.check_requirements(req, [code]))
+    problems = "\n".join(mwaa_package.check_requirements(req, [code], target))
     assert "'xgboost'" in problems and "aws_twin is imported" in problems
     assert "amazon-textract-response-parser, which no module" in problems
+
+
+def test_the_resolution_check_is_skipped_offline(tmp_path, monkeypatch, capsys):
+    """``make mwaa-package`` resolves requirements.txt on the package index when it can reach it;
+    offline (here: an index on a closed local port) it says so and still builds, unless --resolve
+    always."""
+    monkeypatch.setenv("UV_DEFAULT_INDEX", "https://127.0.0.1:9/simple")
+    ok, why = mwaa_package.resolve_on_pypi(ROOT / "requirements.txt", mwaa_package.load_target())
+    assert ok is None and "127.0.0.1 is unreachable" in why
+    assert mwaa_package.main(["--out", str(tmp_path / "auto")]) == 0
+    assert "resolution check skipped: 127.0.0.1 is unreachable" in capsys.readouterr().err
+    assert (tmp_path / "auto" / "mwaa" / "plugins.zip").is_file()
+    assert mwaa_package.main(["--out", str(tmp_path / "always"), "--resolve", "always"]) == 1
+
+
+def test_make_test_prints_the_versions_it_tests_on(target):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "tested_versions.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    installed = sorted(
+        {canonicalize_name(d.metadata["Name"]): d.version for d in distributions()}.items(),
+        key=lambda item: (item[0] != "apache-airflow", item[0]),
+    )
+    assert [n for n, _ in installed][:1] == ["apache-airflow"] and len(installed) > 3
+    listed = ", ".join(f"{name} {have}" for name, have in installed if name.startswith("apache-airflow"))
+    assert line.startswith(
+        f"testing on {listed} (Amazon MWAA 3.3.1 constraints), Python {platform.python_version()}"
+    )
+    assert "apache-airflow-providers-amazon 9.34.0" in line
+    # the Makefile's test target prints it before pytest runs
+    recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), flags=re.M).group(1)
+    assert recipe.index("scripts/tested_versions.py") < recipe.index("pytest")
+
+
+def test_make_test_fails_when_an_airflow_distribution_is_not_mwaas(target, capsys):
+    spec = importlib.util.spec_from_file_location("tested_versions", ROOT / "scripts" / "tested_versions.py")
+    tested_versions = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tested_versions)
+    assert tested_versions.main(target) == 0
+    drifted = target._replace(
+        constraints={**target.constraints, "apache-airflow-providers-standard": "1.99.0"}
+    )
+    assert tested_versions.main(drifted) == 1
+    err = capsys.readouterr().err
+    assert "installed apache-airflow-providers-standard 1.17.0 differs from Amazon MWAA 3.3.1's pin" in err
+    assert "apache-airflow-providers-standard==1.99.0" in err
 
 
 def test_dags_folder_carries_include_and_ignores_it(built):
@@ -169,15 +347,16 @@ print("OK", len(operators), sorted(names))
     assert result.stdout.splitlines()[-1].startswith("OK "), result.stdout
 
 
-def test_packaging_cli_fails_on_uncovered_imports(tmp_path):
+def test_packaging_cli_fails_on_uncovered_imports(tmp_path, target):
     root = tmp_path / "repo"
     for folder in ("plugins", "dags", "include"):
         (root / folder).mkdir(parents=True)
     (root / "dags" / "d.py").write_text("import xgboost\n")
-    (root / "requirements.txt").write_text(f'--constraint "{mwaa_package.CONSTRAINT_URL}"\n')
+    (root / "requirements.txt").write_text(f'--constraint "{target.constraint_url}"\n')
     with pytest.raises(mwaa_package.PackageError, match="xgboost"):
         mwaa_package.build(tmp_path / "out", root=root)
-    (root / "requirements.txt").write_text(f'--constraint "{mwaa_package.CONSTRAINT_URL}"\nxgboost-cpu\n')
+    pin = mwaa_package._dev_lock()["xgboost-cpu"]
+    (root / "requirements.txt").write_text(f'--constraint "{target.constraint_url}"\nxgboost-cpu=={pin}\n')
     mwaa_package.build(tmp_path / "out", root=root)
     assert (tmp_path / "out" / "mwaa" / "dags" / "d.py").is_file()
 

@@ -2,8 +2,8 @@
 tokens, paginated result collection written to S3 as one JSON document.
 
 The JSON written to S3 has the shape of the service's own response, with the paginated list
-(``ExpenseDocuments`` or ``Blocks``) merged across all pages and ``NextToken`` removed, so
-``trp`` / ``textractprettyprinter`` and other Textract tooling read it as is.
+(``ExpenseDocuments`` or ``Blocks``) merged across all pages and ``NextToken`` removed, so the
+provider's ``utils.expense_response`` and other Textract tooling (``trp``, ...) read it as is.
 """
 
 from __future__ import annotations

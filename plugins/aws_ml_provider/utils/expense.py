@@ -4,18 +4,20 @@ AWS calls, as plain functions that take and return JSON-able values.
 - :func:`check_document` - cheap checks before Textract is called (empty, corrupt, unsupported
   type, over Textract's size/page limits) and the sync/async choice.
 - :func:`normalise_expense` - an AnalyzeExpense response (sync, or the pages of an async job
-  merged by :func:`merge_expense_pages`) read with amazon-textract-response-parser's
-  ``trp.trp2_expense`` into the summary fields and line items the DAG reports.
+  merged by :func:`merge_expense_pages`) read with :mod:`.expense_response` (botocore's textract
+  model) into the summary fields and line items the DAG reports.
 - :func:`review_fields` - which fields a human must look at (low confidence, required but missing).
 - :func:`loop_input` / :func:`merge_review` - the A2I human loop's InputContent and the merge of
   the human answers over the machine values (recording which fields a human changed).
-- :func:`pretty_outputs` - the seed's CSV and grid outputs (amazon-textract-prettyprinter's
-  ``t_pretty_print_expense``), of the response with the human corrections applied.
+- :func:`pretty_outputs` - the seed's CSV and grid outputs (the rows amazon-textract-prettyprinter
+  printed, written with tabulate), of the response with the human corrections applied.
 - :func:`documents_csv` / :func:`line_items_csv` / :func:`run_summary` - the per-run outputs.
 - :class:`TokenBucket` / :func:`per_task_tps` / :func:`textract_retry_config` - the TPS budget.
 
-Imports nothing heavy at module level: the parsers, Pillow and pypdfium2 (all in requirements.txt)
-load inside the functions that need them.
+Imports nothing heavy at module level: tabulate (in MWAA's Airflow install), Pillow and pypdfium2
+(in requirements.txt) load inside the functions that need them. amazon-textract-response-parser
+and amazon-textract-prettyprinter are not used at run time (they cannot install under MWAA 3.3.1's
+constraints); the tests keep them as the reference the outputs are compared with.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from .expense_response import AnalyzeExpenseResponse
 
 SUMMARY_FIELDS = (
     "VENDOR_NAME",
@@ -227,7 +231,7 @@ def textract_error_code(exc: BaseException) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# normalisation (amazon-textract-response-parser)
+# normalisation (botocore's AnalyzeExpense shapes, see expense_response.py)
 
 
 def merge_expense_pages(pages: Iterable[dict]) -> dict:
@@ -263,39 +267,43 @@ def split_key(key: str) -> tuple[str, int]:
 
 def normalise_expense(response: dict, *, document_id: str = "", source_uri: str = "") -> dict:
     """The summary fields and line items of an AnalyzeExpense response, read with
-    ``trp.trp2_expense.TAnalyzeExpenseDocumentSchema``.
+    :class:`~aws_ml_provider.utils.expense_response.AnalyzeExpenseResponse` (botocore's textract
+    model; every member AnalyzeExpense may return is accepted).
 
     Every ExpenseDocument (one invoice or receipt; a PDF may hold several) gives its summary fields
     in :data:`SUMMARY_FIELDS` under :func:`field_key` (``TOTAL``, ``TOTAL_2``, ...): the detection
     with a value and the highest confidence, a field's confidence being the lower of the type's and
     the value's. Line items keep :data:`LINE_ITEM_FIELDS` per row. Money values also come parsed
-    (``amount``) where they read as a number.
+    (``amount``) where they read as a number. A field's ``currency`` (ISO code) and ``groups``
+    (GroupProperties: ``VENDOR``, ``RECEIVER_BILL_TO``, ... and the group id) are kept where
+    Textract gives them; a line item's ``currency`` is its PRICE's (else any of its cells').
     """
-    from trp.trp2_expense import TAnalyzeExpenseDocumentSchema
-
-    doc = TAnalyzeExpenseDocumentSchema().load(_strip_metadata(response))
+    doc = AnalyzeExpenseResponse.from_wire(response)
     fields: dict[str, dict] = {}
     line_items: list[dict] = []
-    expenses = doc.expenses_documents or []
-    for position, expense in enumerate(expenses, start=1):
+    for position, expense in enumerate(doc.documents, start=1):
         found: dict[str, dict] = {}
-        for summary in expense.summaryfields or []:
-            name = summary.ftype.text if summary.ftype else None
+        for summary in expense.summary_fields:
+            name = summary.type_text
             if name not in SUMMARY_FIELDS:
                 continue
-            value = (summary.valuedetection.text or "").strip() if summary.valuedetection else ""
+            value = summary.value_text
             candidate = {
                 "value": value,
                 "confidence": _conf(
-                    summary.ftype.confidence if summary.ftype else None,
-                    summary.valuedetection.confidence if summary.valuedetection else 0.0,
+                    summary.type.confidence if summary.type else None,
+                    summary.value.confidence if summary.value else 0.0,
                 ),
-                "label": summary.labeldetection.text if summary.labeldetection else None,
-                "page": summary.pagenumber,
-                "expense_index": expense.expense_idx,
+                "label": summary.label.text if summary.label else None,
+                "page": summary.page_number,
+                "expense_index": expense.index,
             }
             if name in MONEY_FIELDS:
                 candidate["amount"] = parse_amount(value)
+            if summary.currency is not None and summary.currency.code:
+                candidate["currency"] = summary.currency.code
+            if summary.group_properties:
+                candidate["groups"] = [{"types": list(g.types), "id": g.id} for g in summary.group_properties]
             current = found.get(name)
             if current is None or (bool(value), candidate["confidence"]) > (
                 bool(current["value"]),
@@ -305,46 +313,48 @@ def normalise_expense(response: dict, *, document_id: str = "", source_uri: str 
         for name in SUMMARY_FIELDS:
             if name in found:
                 fields[field_key(name, position)] = found[name]
-        for group in expense.lineitemgroups or []:
-            for row_index, item in enumerate(group.lineitems or []):
+        for group in expense.line_item_groups:
+            for row_index, item in enumerate(group.line_items):
                 row: dict[str, Any] = {
                     "expense_index": position,
-                    "group": group.lineitemgroupindex,
+                    "group": group.index,
                     "row": row_index,
+                    "page": next((c.page_number for c in item.fields if c.page_number is not None), None),
                 }
                 confidences = []
-                for cell in item.lineitem_expensefields or []:
-                    name = cell.ftype.text if cell.ftype else None
+                currencies = {}
+                for cell in item.fields:
+                    name = cell.type_text
+                    if cell.currency is not None and cell.currency.code:
+                        currencies.setdefault(name, cell.currency.code)
                     if name not in LINE_ITEM_FIELDS or name in row:
                         continue
-                    text = (cell.valuedetection.text or "").strip() if cell.valuedetection else ""
-                    row[name] = text
+                    row[name] = cell.value_text
                     if name != "EXPENSE_ROW":
                         confidences.append(
                             _conf(
-                                cell.ftype.confidence if cell.ftype else None,
-                                cell.valuedetection.confidence if cell.valuedetection else 0.0,
+                                cell.type.confidence if cell.type else None,
+                                cell.value.confidence if cell.value else 0.0,
                             )
                         )
                 if "PRICE" in row:
                     row["amount"] = parse_amount(row["PRICE"])
+                if currencies:
+                    row["currency"] = currencies.get("PRICE", next(iter(currencies.values())))
                 row["confidence"] = min(confidences) if confidences else 0.0
                 line_items.append(row)
-    pages = None
-    if doc.document_metadata is not None:
-        pages = doc.document_metadata.pages
     return {
         "document_id": document_id,
         "source_uri": source_uri,
-        "pages": pages,
-        "expense_count": max(1, len(expenses)),
+        "pages": doc.pages,
+        "expense_count": max(1, len(doc.documents)),
         "fields": fields,
         "line_items": line_items,
     }
 
 
 def _strip_metadata(response: dict) -> dict:
-    """trp's schema reads ResponseMetadata strictly; boto3 adds HTTP details it does not know."""
+    """The response without boto3's ResponseMetadata (HTTP details, not Textract's answer)."""
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
 
@@ -490,7 +500,7 @@ def auto_approve(normalised: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# outputs (amazon-textract-prettyprinter)
+# outputs (tabulate)
 
 
 def apply_corrections(response: dict, merged: dict) -> dict:
@@ -527,65 +537,68 @@ def apply_corrections(response: dict, merged: dict) -> dict:
 
 
 def pretty_outputs(response: dict) -> tuple[str, str]:
-    """(CSV, fancy grid) of the summary fields and line item groups of a response, with
-    ``textractprettyprinter.t_pretty_print_expense``.
+    """(CSV, fancy grid) of the summary fields and line item groups of a response.
 
-    The summary CSV is ``get_string(..., [SUMMARY], Pretty_Print_Table_Format.csv)`` as is; the
-    summary grid is its ``convert_expensesummary_to_list`` rows in tabulate's ``fancy_grid``
-    with number parsing off (get_string's own grid prints "20.00" as "20"). Its LINEITEMGROUPS
-    printer (0.1.10) puts every cell in a one-element list (cells print as ``['3.50']``), so the
-    line item rows come from its ``convert_expenselineitemgroup_to_list`` with the cells
-    unwrapped, under the field types as headers, in the same CSV / grid formats.
+    The rows are those amazon-textract-prettyprinter 0.1.10 printed (the seed's outputs; the test
+    suite compares the two): per invoice/receipt a ``Key, Value`` table of its summary fields, a
+    key being ``<label>(<TYPE>)`` (``(<TYPE>)`` without a label), in the CSV one after the other
+    and then an empty row; then every line item group under the field types of its widest row as
+    headers (EXPENSE_ROW left out), each followed by an empty row. The grid is tabulate's
+    ``fancy_grid`` of the same rows with number parsing off, so "20.00" stays "20.00". Works with
+    tabulate 0.9 (dev) and 0.10 (MWAA 3.3.1).
     """
     from tabulate import tabulate
-    from textractprettyprinter.t_pretty_print import Pretty_Print_Table_Format
-    from textractprettyprinter.t_pretty_print_expense import (
-        Textract_Expense_Pretty_Print,
-        convert_expenselineitemgroup_to_list,
-        convert_expensesummary_to_list,
-        get_string,
-    )
-    from trp.trp2_expense import TAnalyzeExpenseDocumentSchema
 
-    response = _strip_metadata(response)
-    summary = [Textract_Expense_Pretty_Print.SUMMARY]
-    csv_text = get_string(
-        textract_json=response, output_type=summary, table_format=Pretty_Print_Table_Format.csv
-    )
-    doc = TAnalyzeExpenseDocumentSchema().load(response)
-    # get_string's grid lets tabulate parse numbers ("20.00" prints as "20"): same rows, text kept
-    grid_text = "".join(
-        tabulate(convert_expensesummary_to_list(expense), tablefmt="fancy_grid", disable_numparse=True)
-        + "\n\n"
-        for expense in doc.expenses_documents or []
-    )
+    def grid(rows, headers=()):
+        return tabulate(
+            rows, headers=list(headers), tablefmt="fancy_grid", disable_numparse=True, missingval=""
+        )
+
+    doc = AnalyzeExpenseResponse.from_wire(_strip_metadata(response))
     out = io.StringIO()
     writer = csv.writer(out)
+    summaries = [_summary_rows(expense) for expense in doc.documents]
+    for rows in summaries:
+        writer.writerows(rows)
+    writer.writerow([])
+    grid_text = "".join(grid(rows) + "\n\n" for rows in summaries)
     grids = []
-    for expense in doc.expenses_documents or []:
-        for group in expense.lineitemgroups or []:
-            rows = convert_expenselineitemgroup_to_list(group, skip_expense_row=True)
-            rows = [[cell[0] if isinstance(cell, list) and cell else cell for cell in row] for row in rows]
+    for expense in doc.documents:
+        for group in expense.line_item_groups:
+            rows = [
+                [
+                    (cell.value.text or "") if cell.value else ""
+                    for cell in item.fields
+                    if cell.type_text != "EXPENSE_ROW"
+                ]
+                for item in group.line_items
+            ]
             headers = _line_item_headers(group)
             writer.writerow(headers)
             writer.writerows(rows)
             writer.writerow([])
-            grids.append(tabulate(rows, headers=headers, tablefmt="fancy_grid", disable_numparse=True))
+            grids.append(grid(rows, headers))
     if grids:
-        csv_text += out.getvalue()
         grid_text += "\n\n".join(grids) + "\n"
-    return csv_text, grid_text
+    return out.getvalue(), grid_text
+
+
+def _summary_rows(expense) -> list[list[str]]:
+    """``Key, Value`` rows of an ExpenseDocument's summary fields, in the response's order."""
+    rows = [["Key", "Value"]]
+    for summary in expense.summary_fields:
+        key = f"({summary.type_text or ''})"
+        if summary.label is not None:
+            key = (summary.label.text or "") + key
+        rows.append([key, (summary.value.text or "") if summary.value else ""])
+    return rows
 
 
 def _line_item_headers(group) -> list[str]:
     """Column titles of a line item group: the field types of its widest row (no EXPENSE_ROW)."""
     best: list[str] = []
-    for item in group.lineitems or []:
-        names = [
-            (c.ftype.text if c.ftype else "")
-            for c in item.lineitem_expensefields or []
-            if not (c.ftype and c.ftype.text == "EXPENSE_ROW")
-        ]
+    for item in group.line_items:
+        names = [c.type_text or "" for c in item.fields if c.type_text != "EXPENSE_ROW"]
         if len(names) > len(best):
             best = names
     return best
