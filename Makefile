@@ -15,7 +15,8 @@ MWAA_AIRFLOW := 3.3.1
 MWAA_CONSTRAINTS := requirements/mwaa/airflow-$(MWAA_AIRFLOW)/airflow_constraints.txt
 #: MWAA pins the dev set cannot take: numpy and scipy (those releases need Python 3.12; dev runs 3.11,
 #: which the twin's model packages need), tabulate and marshmallow (the test-only peer libraries trp and
-#: textract-prettyprinter need older ones; the provider and DAGs do not import them)
+#: textract-prettyprinter need tabulate<0.10 and marshmallow<4; the provider does not import marshmallow,
+#: and its tabulate grids are checked to print the same on 0.9 and MWAA's 0.10.0)
 DEV_UNPINNED := numpy|scipy|tabulate|marshmallow
 
 .PHONY: install demo test lint format twin up down mwaa-package lock bench clean

@@ -67,7 +67,7 @@ def start_twin(
     *args: str,
     strict: bool = True,
     env: dict | None = None,
-    timeout: float = 30.0,
+    timeout: float = 120.0,
     log_path: str | None = None,
 ) -> RunningTwin:
     """Start ``python -m aws_twin serve`` and wait for its ready line."""
