@@ -43,7 +43,10 @@ tick it to try the DAG.
 document with a conditional put of `state_prefix/claims/<document id>.json` (owned by the run;
 a retry of the same run takes its own claims again) and the merge writes
 `state_prefix/processed/<document id>.json`. A run never takes a document claimed by another
-run: to reprocess one, delete its claim and marker.
+run: to reprocess one, delete its claim and marker. `stage_samples` claims each sample for the
+run before uploading it, so a scheduled run starting meanwhile (unpausing starts one) leaves them
+to the run that staged them. A run that takes nothing says why in its `summary.json`
+(`nothing_taken`, with the counts in `skipped` and `claimed_by_other_runs`).
 
 **S3 layout** under `output_prefix`: `documents/<name>-<id12>/{textract.json,expense.json,
 summary.csv,grid.txt}`, `runs/<run>/{documents.csv,line_items.csv,summary.json}` (+ working
@@ -283,14 +286,13 @@ def expense_documents():
 
     @task
     def prepare(cfg: dict) -> dict:
-        """Create the buckets if absent; stage the shipped samples when ``stage_samples``."""
-        import hashlib
-
+        """Create the buckets if absent; stage the shipped samples when ``stage_samples``, each
+        claimed for this run before it is uploaded (no other run takes what this run staged)."""
         from aws_ml_provider.utils.expense import SUPPORTED_EXTENSIONS
         from aws_ml_provider.utils.paths import include_path
         from botocore.exceptions import ClientError
 
-        _, params = _run_settings(cfg)
+        run_id, params = _run_settings(cfg)
         s3 = s3_utils.client(AWS_CONN_ID)
         buckets = sorted({s3_utils.split_prefix(params[name])[0] for name in DEFAULT_PREFIXES})
         for name in buckets:
@@ -298,31 +300,22 @@ def expense_documents():
                 s3.head_bucket(Bucket=name)
             except ClientError:
                 s3.create_bucket(Bucket=name)
-        staged = 0
+        staged = None
         if params["stage_samples"]:
-            bucket, prefix = s3_utils.split_prefix(params["input_prefix"])
-            for path in sorted(include_path(SAMPLES, anchor=__file__).iterdir()):
-                if not path.is_file() or path.suffix.lower() not in SUPPORTED_EXTENSIONS:
-                    continue
-                body = path.read_bytes()
-                try:
-                    etag = s3.head_object(Bucket=bucket, Key=prefix + path.name)["ETag"].strip('"')
-                    if etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
-                        continue  # the same bytes are there already (same ETag: not taken again)
-                except ClientError as err:
-                    if not s3_utils.is_not_found(err):
-                        raise
-                s3.put_object(Bucket=bucket, Key=prefix + path.name, Body=body)
-                staged += 1
+            files = [
+                path
+                for path in sorted(include_path(SAMPLES, anchor=__file__).iterdir())
+                if path.is_file() and path.suffix.lower() in SUPPORTED_EXTENSIONS
+            ]
+            staged = expense_state.stage_files(s3, params, run_id, files)
+            print(f"staged the samples for {run_id}: {staged}")
         return {"buckets": buckets, "staged": staged}
 
     @task
     def list_documents(cfg: dict, prepared: dict) -> list[dict]:
-        """Claim the new documents under the input prefix; write one manifest per batch."""
-        import json
-
+        """Claim the new documents under the input prefix; write one manifest per batch. A run
+        that takes nothing says why (none present, already processed, claimed by run X)."""
         from aws_ml_provider.utils.expense import document_id
-        from botocore.exceptions import ClientError
 
         run_id, params = _run_settings(cfg)
         s3 = s3_utils.client(AWS_CONN_ID)
@@ -331,6 +324,7 @@ def expense_documents():
         limit = int(params["max_documents"])
         taken: list[dict] = []
         skipped = {"processed": 0, "claimed_by_other_run": 0, "not_a_document": 0}
+        claimed_by: dict[str, int] = {}  # other run -> documents it holds
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for obj in (obj for page in pages for obj in page.get("Contents", [])):
             if len(taken) >= limit:
@@ -344,20 +338,12 @@ def expense_documents():
             if s3_utils.exists(s3, f"{state}/processed/{doc_id}.json"):
                 skipped["processed"] += 1
                 continue
-            claim_uri = f"{state}/claims/{doc_id}.json"
-            claim_bucket, claim_key = s3_utils.split_uri(claim_uri)
-            claim = {"run_id": run_id, "source_uri": f"s3://{bucket}/{key}", "etag": etag}
-            try:
-                s3.put_object(
-                    Bucket=claim_bucket, Key=claim_key, Body=json.dumps(claim).encode(), IfNoneMatch="*"
-                )
-            except ClientError as err:
-                code = err.response.get("Error", {}).get("Code")
-                if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
-                    raise
-                if s3_utils.read_json(s3, claim_uri, default={}).get("run_id") != run_id:
-                    skipped["claimed_by_other_run"] += 1
-                    continue
+            source_uri = f"s3://{bucket}/{key}"
+            owner = expense_state.claim(s3, params, run_id, doc_id, source_uri, etag)
+            if owner != run_id:
+                skipped["claimed_by_other_run"] += 1
+                claimed_by[owner] = claimed_by.get(owner, 0) + 1
+                continue
             relative = key[len(prefix) :]
             stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in relative.rsplit("/", 1)[-1])
             taken.append(
@@ -366,7 +352,7 @@ def expense_documents():
                     "bucket": bucket,
                     "key": key,
                     "relative_key": relative,
-                    "source_uri": claim["source_uri"],
+                    "source_uri": source_uri,
                     "etag": etag,
                     "size": obj["Size"],
                     "folder": f"{stem}-{doc_id[:12]}",
@@ -381,12 +367,23 @@ def expense_documents():
                 s3, f"{run_prefix}/batches/{number:05d}.json", {"batch": number, "documents": documents}
             )
             batches.append({"batch": number, "manifest_uri": uri, "documents": len(documents)})
-        s3_utils.write_json(
-            s3,
-            f"{run_prefix}/listing.json",
-            {"received": len(taken), "batches": len(batches), "skipped": skipped, "prepared": prepared},
+        listing = {
+            "received": len(taken),
+            "batches": len(batches),
+            "skipped": skipped,
+            "claimed_by": claimed_by,
+            "prepared": prepared,
+        }
+        if not taken:
+            listing["nothing_taken"] = expense_state.nothing_taken_reason(
+                skipped, claimed_by, params["input_prefix"]
+            )
+            print(f"took no document: {listing['nothing_taken']}")
+        s3_utils.write_json(s3, f"{run_prefix}/listing.json", listing)
+        print(
+            f"took {len(taken)} new document(s) in {len(batches)} batch(es); skipped {skipped}; "
+            f"claimed by other runs: {claimed_by}"
         )
-        print(f"took {len(taken)} new document(s) in {len(batches)} batch(es); skipped {skipped}")
         return batches
 
     @task(max_active_tis_per_dag=EXTRACT_SLOTS)
@@ -500,6 +497,8 @@ def expense_documents():
             quarantined_records += merged.get("quarantined", [])
             quarantined_records += extract_state.get("quarantined", [])
         statuses = Counter(row["status"] for row in rows if row["expense_index"] == 1)  # one per document
+        listing = s3_utils.read_json(s3, f"{run_prefix}/listing.json", default={})
+        why = {"nothing_taken": listing["nothing_taken"]} if listing.get("nothing_taken") else {}
         summary = run_summary(
             run_id=run_id,
             received=received,
@@ -508,6 +507,10 @@ def expense_documents():
             invoices=len(rows),
             human_changed_fields=sum(1 for r in rows for f in r["human_changed"].split(";") if f),
             quarantine_reasons=dict(Counter(r.get("code", "BadDocument") for r in quarantined_records)),
+            skipped=listing.get("skipped", {}),
+            claimed_by_other_runs=listing.get("claimed_by", {}),
+            staged=(listing.get("prepared") or {}).get("staged"),
+            **why,
         )
         out = params["output_prefix"].rstrip("/")
         texts = {

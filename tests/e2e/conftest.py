@@ -84,15 +84,18 @@ def load_dag(dag_id: str, dag_file: str | None = None):
     return bag.dags[dag_id]
 
 
-def run_dag(dag_id: str, conf: dict | None = None, dag_file: str | None = None) -> DagRunResult:
-    """Run the DAG once with ``dag.test()`` and collect what it left in the metadata DB."""
+def run_dag(
+    dag_id: str, conf: dict | None = None, dag_file: str | None = None, **test_kwargs
+) -> DagRunResult:
+    """Run the DAG once with ``dag.test()`` and collect what it left in the metadata DB;
+    ``test_kwargs`` go to ``dag.test`` (``logical_date`` and ``run_after`` fix the run id)."""
     from airflow import settings
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
     dag = load_dag(dag_id, dag_file)
-    dagrun = dag.test(run_conf=conf or {})
+    dagrun = dag.test(run_conf=conf or {}, **test_kwargs)
     with settings.Session() as session:
         tis = session.scalars(
             select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == dagrun.run_id)

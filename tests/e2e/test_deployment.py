@@ -64,13 +64,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def pg_database():
+def pg_database(need):
     import psycopg2  # psycopg2-binary is a requirement: only the server may be absent
 
     try:
         admin = psycopg2.connect(dbname="postgres", connect_timeout=3, **PG)
     except psycopg2.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {PG['host']}:{PG['port']}: {exc}")
+        need(False, f"PostgreSQL at {PG['host']}:{PG['port']} ({exc})")
     admin.autocommit = True
     name = f"airflow_deploy_{uuid.uuid4().hex[:10]}"
     with admin.cursor() as cur:

@@ -15,6 +15,8 @@ import threading
 import urllib.parse
 import urllib.request
 import uuid
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -149,17 +151,56 @@ def sample_run(dag_runner, airflow_twin):
     }
 
 
+def _sample_files() -> list[Path]:
+    return [p for p in SAMPLES.iterdir() if p.suffix.lower() in (".jpg", ".png", ".tif", ".pdf")]
+
+
+def _json_objects(s3, bucket: str, prefix: str, suffix: str = ".json") -> dict[str, dict]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = [o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith(suffix)]
+    return {key: json.loads(_read(s3, f"s3://{bucket}/{key}")) for key in keys}
+
+
 def test_run_succeeds_and_counts_reconcile(sample_run):
-    result, summary = sample_run["result"], sample_run["summary"]
+    """The summary's counts against what the run left in S3 and A2I, counted object by object:
+    processed markers, quarantine records, per-document outputs, human loops."""
+    result, summary, s3, bucket = (
+        sample_run["result"],
+        sample_run["summary"],
+        sample_run["s3"],
+        sample_run["bucket"],
+    )
     assert result.state == "success", result.task_states
-    documents = [p.name for p in SAMPLES.iterdir() if p.suffix.lower() in (".jpg", ".png", ".tif", ".pdf")]
-    assert summary["received"] == len(documents)
-    assert summary["quarantined"] == 2
-    assert summary["extracted"] == len(documents) - 2
-    assert summary["received"] == summary["extracted"] + summary["quarantined"]
-    assert summary["reviewed"] + summary["auto_approved"] == summary["extracted"]
-    assert summary["reviewed"] == len(sample_run["reviewer"].answered) > 0
-    assert summary["invoices"] == sum(len(v.get("documents", [])) for v in _truth().values())
+    markers = [
+        m for m in _json_objects(s3, bucket, "state/processed/").values() if m["run_id"] == result.run_id
+    ]
+    statuses = Counter(m["status"] for m in markers)
+    reasons = _json_objects(s3, bucket, "quarantine/", ".reason.json")
+    outputs = _json_objects(s3, bucket, "output/documents/", "/expense.json")
+    loops = (
+        sample_run["twin"]
+        .client("sagemaker-a2i-runtime")
+        .list_human_loops(FlowDefinitionArn=result.xcom("flow_definition"), MaxResults=100)[
+            "HumanLoopSummaries"
+        ]
+    )
+    files = _sample_files()
+    assert summary["received"] == len(markers) == len(files)
+    assert {m["source_uri"].rsplit("/", 1)[-1] for m in markers} == {p.name for p in files}
+    assert summary["quarantined"] == len(reasons) == statuses["quarantined"] == 2  # empty.jpg, corrupt.jpg
+    assert summary["extracted"] == len(outputs) == len(files) - 2
+    assert (
+        summary["reviewed"] == statuses["reviewed"] == len(loops) == len(sample_run["reviewer"].answered) > 0
+    )
+    assert summary["auto_approved"] == statuses["auto_approved"]
+    assert {o["status"] for o in outputs.values()} <= {"reviewed", "auto_approved"}
+    assert Counter(o["status"] for o in outputs.values()) == Counter(
+        {k: v for k, v in statuses.items() if k != "quarantined"}
+    )
+    rows = _csv_rows(s3, f"s3://{bucket}/output/latest/documents.csv")
+    assert summary["invoices"] == len(rows) == sum(len(v.get("documents", [])) for v in _truth().values())
+    assert summary["staged"]["uploaded"] == len(files) and summary["claimed_by_other_runs"] == {}
+    assert "nothing_taken" not in summary
 
 
 def test_clean_samples_match_ground_truth(sample_run):
@@ -288,6 +329,73 @@ def test_second_run_processes_nothing_again(sample_run, dag_runner):
     assert second.task_states.get("extract_batch") in (None, "skipped")
     processed = s3.list_objects_v2(Bucket=bucket, Prefix="state/processed/")["KeyCount"]
     assert processed == sample_run["summary"]["received"]
+    # the run says why it took nothing: every document it found was processed already
+    assert summary["skipped"]["processed"] == processed == len(_sample_files())
+    assert summary["skipped"]["claimed_by_other_run"] == 0 and summary["claimed_by_other_runs"] == {}
+    assert f"{processed} already processed" in summary["nothing_taken"]
+
+
+def test_documents_staged_by_a_run_are_taken_by_that_run(dag_runner, airflow_twin):
+    """Issue 7: unpausing the DAG starts a scheduled run right after the user's run staged the
+    samples. Here run A (manual, its run id fixed by its date) has staged them (what A's prepare
+    does, the same function), then run B lists the inbox before A does: B finds every document
+    claimed by A and takes none, saying so; then A runs (its prepare staging again, as a retry
+    would) and takes all of them."""
+    from airflow.utils.types import DagRunType
+    from aws_ml_provider.utils import expense_state
+
+    twin = airflow_twin
+    s3 = twin.client("s3")
+    bucket = f"expense-race-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    conf = _conf(bucket, confidence_threshold=0, required_fields=[])  # no human review: quick
+    when = datetime.now(UTC).replace(microsecond=0)
+    run_a = DagRunType.MANUAL.generate_run_id(suffix=when.isoformat())
+    files = sorted(_sample_files())
+    staged = expense_state.stage_files(s3, conf, run_a, files)
+    assert staged["uploaded"] == len(files)
+
+    b = dag_runner(DAG_ID, {**conf, "stage_samples": False})
+    assert b.state == "success", b.task_states
+    assert b.run_id != run_a
+    summary_b = b.xcom("finalize")
+    assert summary_b["received"] == 0, summary_b  # B took none of A's documents
+    assert summary_b["skipped"]["claimed_by_other_run"] == len(files)
+    assert summary_b["claimed_by_other_runs"] == {run_a: len(files)}
+    assert f"{len(files)} claimed by another run: {run_a} ({len(files)})" in summary_b["nothing_taken"]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="state/processed/")["KeyCount"] == 0
+
+    a = dag_runner(DAG_ID, conf, logical_date=when, run_after=when)
+    assert a.state == "success", a.task_states
+    assert a.run_id == run_a
+    summary_a = a.xcom("finalize")
+    assert summary_a["received"] == len(files), summary_a
+    assert summary_a["staged"] == {
+        "uploaded": 0,
+        "already_there": len(files),
+        "processed": 0,
+        "claimed_by": {},
+    }
+    markers = _json_objects(s3, bucket, "state/processed/")
+    assert sorted(m["source_uri"] for m in markers.values()) == sorted(
+        f"s3://{bucket}/inbox/{p.name}" for p in files
+    )
+    assert {m["run_id"] for m in markers.values()} == {run_a}
+
+
+def test_a_run_that_finds_nothing_says_so(dag_runner, airflow_twin):
+    s3 = airflow_twin.client("s3")
+    bucket = f"expense-empty-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    result = dag_runner(DAG_ID, _conf(bucket, stage_samples=False))
+    assert result.state == "success", result.task_states
+    summary = result.xcom("finalize")
+    assert summary["received"] == 0 and summary["skipped"] == {
+        "processed": 0,
+        "claimed_by_other_run": 0,
+        "not_a_document": 0,
+    }
+    assert summary["nothing_taken"] == f"no document under s3://{bucket}/inbox/"
 
 
 def test_throttled_textract_loses_and_doubles_nothing(dag_runner, airflow_twin):

@@ -313,6 +313,48 @@ def test_triggers_roundtrip_and_wait_for_completion(aws, env, review_token, task
     assert asyncio.run(_collect(one)) == {"status": "success", "human_loop_name": a}
 
 
+def test_trigger_keeps_waiting_through_throttling_beyond_the_client_retries(
+    aws, env, review_token, task_context
+):
+    """Every DescribeHumanLoop throttled (the twin's fault injection), for longer than the client's
+    retry budget (2 attempts a call): each of several polls ends in ThrottlingException after its
+    retries; the trigger treats that as "still waiting", and succeeds once throttling stops and the
+    loop is answered."""
+    name = _start(task_context, env, "throttled-doc")["human_loop_name"]
+    attempts = 2  # what one poll's DescribeHumanLoop may try (botocore's standard retries)
+    polls_throttled = 3  # whole polls that fail after all their retries before throttling stops
+    trigger = _roundtrip(
+        A2IHumanLoopsCompleteTrigger(
+            human_loop_names=[name],
+            waiter_delay=0.2,
+            waiter_max_attempts=200,
+            botocore_config={"retries": {"mode": "standard", "total_max_attempts": attempts}},
+        )
+    )
+    seen: dict = {}
+
+    def throttle_then_answer():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            seen["throttled"] = aws.control("faults")["counters"]["throttled"]
+            if seen["throttled"] >= attempts * polls_throttled:
+                break
+            time.sleep(0.05)
+        aws.control("faults", "DELETE")
+        seen["answered"] = _answer(aws, review_token, name, {"TOTAL": "3.00"})
+
+    aws.set_faults("sagemaker-a2i-runtime:DescribeHumanLoop:throttle=1")
+    try:
+        event = asyncio.run(_collect(trigger, throttle_then_answer))
+    finally:
+        aws.control("faults", "DELETE")
+    assert event["status"] == "success", event
+    (state,) = event["human_loops"]
+    assert state["human_loop_name"] == name and state["status"] == "Completed" and state["output_s3_uri"]
+    # the throttling outlasted the client's retries several times over while the trigger waited
+    assert seen["throttled"] >= attempts * polls_throttled, seen
+
+
 def _wait_status(a2i, name: str, status: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while a2i.describe_human_loop(HumanLoopName=name)["HumanLoopStatus"] != status:

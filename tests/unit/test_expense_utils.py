@@ -8,6 +8,7 @@ import copy
 import csv
 import io
 import json
+import math
 import time
 import uuid
 from pathlib import Path
@@ -268,6 +269,28 @@ def test_review_decision_thresholds_and_required_fields(responses):
     pdf = ex.normalise_expense(responses["receipts_two_pages.pdf"])
     del pdf["fields"]["TOTAL_2"]
     assert [f["name"] for f in ex.review_fields(pdf, threshold=0)] == ["TOTAL_2"]
+
+
+def test_a_field_exactly_at_the_threshold_is_not_reviewed(responses):
+    """A field "under the threshold" is strictly under it. The thresholds come from the confidences the twin's OCR
+    gave: at a field's own confidence the field passes, the next float above sends it to review."""
+    for name in ("receipt_faint_total.jpg", "receipt_grocery.jpg"):
+        norm = ex.normalise_expense(responses[name])
+        confidences = {key: field["confidence"] for key, field in norm["fields"].items()}
+        lowest = min(confidences.values())
+        # a threshold equal to the lowest confidence of the receipt reviews nothing
+        assert ex.review_fields(norm, threshold=lowest, required=[]) == [], (name, lowest)
+        # one step above it reviews exactly the field(s) read with that confidence
+        just_above = math.nextafter(lowest, math.inf)
+        reviewed = {f["name"] for f in ex.review_fields(norm, threshold=just_above, required=[])}
+        assert reviewed == {key for key, conf in confidences.items() if conf == lowest}, (name, lowest)
+    # the faint TOTAL (the field the sample exists for) at exactly its own confidence
+    norm = ex.normalise_expense(responses["receipt_faint_total.jpg"])
+    total = norm["fields"]["TOTAL"]["confidence"]
+    assert "TOTAL" not in {f["name"] for f in ex.review_fields(norm, threshold=total, required=[])}
+    assert "TOTAL" in {
+        f["name"] for f in ex.review_fields(norm, threshold=math.nextafter(total, math.inf), required=[])
+    }
 
 
 def test_loop_input_follows_the_task_ui_contract(responses):

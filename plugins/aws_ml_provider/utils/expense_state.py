@@ -5,7 +5,12 @@ Layout (``params`` are the run's Params with its resolved locations):
 
 - ``<output_prefix>/runs/<run>/`` - the run's working files (:func:`run_prefix`);
 - ``<quarantine_prefix>/<run>/<relative key>`` + ``.reason.json`` - a bad document (:func:`quarantine`);
+- ``<state_prefix>/claims/<document id>.json`` - the run that takes a document (:func:`claim`);
 - ``<state_prefix>/processed/<document id>.json`` - a document no run takes again (:func:`mark_processed`).
+
+A run that stages documents (:func:`stage_files`) claims each one for itself *before* uploading it,
+so a run listing the input prefix meanwhile (an hourly run that unpausing the DAG started, say)
+finds it claimed and leaves it to the run that staged it.
 
 Imports nothing heavy at module level.
 """
@@ -23,6 +28,96 @@ def run_prefix(params: dict, run_id: str) -> str:
     from .expense import run_key
 
     return f"{params['output_prefix'].rstrip('/')}/runs/{run_key(run_id)}"
+
+
+#: S3's answers to a conditional put (``IfNoneMatch="*"``) of a key that exists
+_CLAIM_TAKEN = ("PreconditionFailed", "ConditionalRequestConflict", "412")
+
+
+def claim(s3, params: dict, run_id: str, doc_id: str, source_uri: str, etag: str) -> str:
+    """Claim a document for ``run_id`` with a conditional put of
+    ``<state_prefix>/claims/<document id>.json``; return the run that holds the claim: ``run_id``
+    when this run made it now or earlier (a retried task takes its own claims again), else the
+    other run's id."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    uri = f"{params['state_prefix'].rstrip('/')}/claims/{doc_id}.json"
+    bucket, key = s3_utils.split_uri(uri)
+    body = {"run_id": run_id, "source_uri": source_uri, "etag": etag}
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode(), IfNoneMatch="*")
+        return run_id
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in _CLAIM_TAKEN:
+            raise
+    return s3_utils.read_json(s3, uri, default={}).get("run_id") or "unknown"
+
+
+def stage_files(s3, params: dict, run_id: str, files) -> dict:
+    """Upload ``files`` (paths) to the input prefix for ``run_id``: each document is claimed for the
+    run before its bytes land (its ETag is the MD5 of the body), so no other run can take it in
+    between. A file already processed, or claimed by another run, is left alone; the same bytes
+    already in place are not uploaded again (the retry of a run finds its own claims and objects).
+
+    Returns counts: ``uploaded``, ``already_there``, ``processed`` and ``claimed_by`` (run -> n)."""
+    import hashlib
+
+    from .expense import document_id
+
+    bucket, prefix = s3_utils.split_prefix(params["input_prefix"])
+    state = params["state_prefix"].rstrip("/")
+    counts: dict = {"uploaded": 0, "already_there": 0, "processed": 0, "claimed_by": {}}
+    for path in files:
+        body = path.read_bytes()
+        key = prefix + path.name
+        source_uri = f"s3://{bucket}/{key}"
+        etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+        doc_id = document_id(key, etag)
+        if s3_utils.exists(s3, f"{state}/processed/{doc_id}.json"):
+            counts["processed"] += 1
+            continue
+        owner = claim(s3, params, run_id, doc_id, source_uri, etag)
+        if owner != run_id:
+            counts["claimed_by"][owner] = counts["claimed_by"].get(owner, 0) + 1
+            continue
+        if _etag(s3, bucket, key) == etag:
+            counts["already_there"] += 1
+            continue
+        put = s3.put_object(Bucket=bucket, Key=key, Body=body)
+        counts["uploaded"] += 1
+        stored = put["ETag"].strip('"')
+        if stored != etag:  # not the MD5 (SSE-KMS): claim what S3 stored, as the listing sees it
+            claim(s3, params, run_id, document_id(key, stored), source_uri, stored)
+    return counts
+
+
+def _etag(s3, bucket: str, key: str) -> str | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    except ClientError as err:
+        if not s3_utils.is_not_found(err):
+            raise
+    return None
+
+
+def nothing_taken_reason(skipped: dict, claimed_by: dict, input_prefix: str) -> str:
+    """Why a run took no document, from its listing's counts: none present, already processed,
+    claimed by which other run(s)."""
+    if not any(skipped.values()):
+        return f"no document under {input_prefix}"
+    parts = []
+    if claimed_by:
+        runs = ", ".join(f"{run} ({n})" for run, n in sorted(claimed_by.items()))
+        parts.append(f"{sum(claimed_by.values())} claimed by another run: {runs}")
+    if skipped.get("processed"):
+        parts.append(f"{skipped['processed']} already processed")
+    if skipped.get("not_a_document"):
+        parts.append(f"{skipped['not_a_document']} not a document (folder marker)")
+    return f"no new document under {input_prefix}: " + "; ".join(parts)
 
 
 def quarantine(s3, params: dict, run_id: str, doc: dict, code: str, reason: str) -> dict:
