@@ -267,13 +267,8 @@ class ReviewSite:
         summary = task_summary(loop.task_input)
         name = summary["document"] or loop.flow.title or loop.name
         title = f"<a class='task-link' href='/review/{quote(loop.name)}'>{_e(name)}</a>"
-        sub = [loop.flow.title] if summary["document"] and loop.flow.title else []
-        sub.append(loop.name)
-        title += (
-            "<div class='sub'>"
-            + " &middot; ".join(f"<code>{_e(x)}</code>" if x == loop.name else _e(x) for x in sub)
-            + "</div>"
-        )
+        sub = f"{_e(loop.flow.title)} &middot; " if summary["document"] and loop.flow.title else ""
+        title += f"<div class='sub'>{sub}<code>{_e(loop.name)}</code></div>"
         checks = "".join(
             f"<li data-field='{_e(f['name'])}'><b>{_e(f['name'])}</b>"
             + (f" &middot; {_e(f['detail'])}" if f["detail"] else "")
@@ -282,7 +277,7 @@ class ReviewSite:
         )
         checks = f"<ul class='checks'>{checks}</ul>" if checks else ""
         return (
-            f"<tr data-human-loop='{_e(loop.name)}'><td class='task'>{title}</td><td>{checks}</td>"
+            f"<tr data-human-loop='{_e(loop.name)}'><td class='task-cell'>{title}</td><td>{checks}</td>"
             f"<td>{_e(loop.flow.name)}</td><td>{_when(loop.created)}</td>"
             f"<td>{len(loop.answers)}/{loop.flow.task_count}</td></tr>"
         )
