@@ -9,7 +9,12 @@ pip-installed too, registering the same link classes twice is harmless.
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
-from aws_ml_provider.links.a2i import A2IFlowDefinitionLink, A2IHumanLoopLink, A2IHumanTaskUiLink
+from aws_ml_provider.links.a2i import (
+    A2IFlowDefinitionLink,
+    A2IHumanLoopLink,
+    A2IHumanTaskUiLink,
+    A2IReviewPageLink,
+)
 from aws_ml_provider.links.textract import TextractConsoleLink, TextractResultLink
 
 
@@ -21,4 +26,5 @@ class AwsMlProviderPlugin(AirflowPlugin):
         A2IFlowDefinitionLink(),
         A2IHumanLoopLink(),
         A2IHumanTaskUiLink(),
+        A2IReviewPageLink(),
     ]

@@ -60,6 +60,11 @@ export AIRFLOW__API__BASE_URL="http://localhost:$AIRFLOW_PORT"
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 export AWS_TWIN_URL="$TWIN_URL"
+# Deferred waits (the expense DAG's review poll, 300 s on AWS; Textract and SageMaker jobs) check
+# every few seconds against the twin, so a submitted review ends its run within seconds.
+export AWS_ML_WAITER_DELAY="${AWS_ML_WAITER_DELAY:-5}"
+# The A2I Review Page link of wait_for_review opens the twin's page with this token (offline only).
+export AWS_TWIN_REVIEW_TOKEN="$REVIEW_TOKEN"
 export AIRFLOW_CONN_AWS_DEFAULT="{\"conn_type\": \"aws\", \"login\": \"testing\", \"password\": \"testing\", \"extra\": {\"endpoint_url\": \"$TWIN_URL\", \"region_name\": \"$AWS_DEFAULT_REGION\"}}"
 : >"$STATE/airflow.log"
 setsid "$BIN/airflow" standalone >>"$STATE/airflow.log" 2>&1 </dev/null &

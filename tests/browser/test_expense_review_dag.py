@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.e2e.conftest import airflow_db, airflow_twin, dag_runner  # noqa: F401  (fixtures)
 
@@ -96,9 +97,13 @@ def test_reviewer_corrects_the_total_in_chromium_and_the_run_finishes(
     airflow_twin,  # noqa: F811
     tmp_path,
     need,
+    monkeypatch,
 ):
     need(os.path.exists(CHROMIUM), f"Chromium at {CHROMIUM}")
     twin = airflow_twin
+    token = twin.review_url.split("token=", 1)[1]
+    monkeypatch.setenv("AWS_TWIN_REVIEW_TOKEN", token)  # as make up gives it to Airflow
+    monkeypatch.delenv("AWS_TWIN_PUBLIC_URL", raising=False)
     truth = json.loads((SAMPLES / "ground_truth.json").read_text())[RECEIPT]["documents"][0]
     s3 = twin.client("s3")
     bucket = f"expense-browser-{uuid.uuid4().hex[:8]}"
@@ -133,3 +138,10 @@ def test_reviewer_corrects_the_total_in_chromium_and_the_run_finishes(
     assert row["reviewed"] == "true"
     assert ("TOTAL" in row["human_changed"].split(";")) == (reviewer.seen_value != truth["total"])
     assert row["review_loop"] == reviewer.loop
+
+    # the wait_for_review task's "A2I Review Page" extra link (what the Airflow UI shows, stored by
+    # the task runner as XCom _link_<class>) opens the loop's page on the twin in a fresh browser
+    link = result.xcom("wait_for_review", "_link_A2IReviewPageLink")
+    assert link == f"{twin.url}/review/{reviewer.loop}?token={token}"
+    page = requests.get(link, timeout=30)
+    assert page.status_code == 200 and reviewer.loop in page.text and "Completed" in page.text

@@ -120,3 +120,118 @@ def test_reviewer_corrects_a_field_and_submits(twin, page, tmp_path):
         "document_unreadable": {"on": False},
     }
     assert out["humanAnswers"][0]["timeSpentInSeconds"] > 0
+
+
+def _pdf(sizes: list[tuple[int, int]]) -> bytes:
+    """A PDF with pages of these sizes in points, each saying its number and a total."""
+    from PIL import Image, ImageDraw
+
+    pages = []
+    for number, size in enumerate(sizes, start=1):
+        page = Image.new("RGB", size, "white")
+        draw = ImageDraw.Draw(page)
+        draw.text((30, 30), f"INVOICE page {number}", fill="black")
+        draw.text((30, size[1] - 60), "TOTAL 20.00", fill="black")
+        pages.append(page)
+    buf = io.BytesIO()
+    pages[0].save(buf, format="PDF", save_all=True, append_images=pages[1:], resolution=72.0)
+    return buf.getvalue()
+
+
+def test_a_pdf_loop_shows_its_pages_as_images(twin, page, tmp_path, airflow_aws_conn, monkeypatch):
+    """The provider renders a PDF's pages for its human loop (start_loops_for_batch, as the
+    expense DAG's start_review_loops does); the reviewer sees each page with "Page i of n", the
+    pages over the limit named, and the task list names the file and the field to check."""
+    import pypdfium2 as pdfium
+    from aws_ml_provider.utils import expense as ex
+    from aws_ml_provider.utils import expense_state
+    from aws_ml_provider.utils import review_pages as rp
+    from PIL import Image
+
+    s3, sm = twin.client("s3"), twin.client("sagemaker")
+    suffix = uuid.uuid4().hex[:8]
+    bucket = f"review-pdf-{suffix}"
+    s3.create_bucket(Bucket=bucket)
+    data = _pdf([(300, 420), (420, 300), (300, 420)])
+    pdf = pdfium.PdfDocument(data)
+    points = [pdf[i].get_size() for i in range(len(pdf))]
+    pdf.close()
+    key = "inbox/invoice-three-pages.pdf"
+    s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/pdf")
+    ui_arn = sm.create_human_task_ui(
+        HumanTaskUiName=f"expense-ui-pdf-{suffix}", UiTemplate={"Content": TEMPLATE.read_text()}
+    )["HumanTaskUiArn"]
+    flow = f"expense-pdf-{suffix}"
+    flow_arn = sm.create_flow_definition(
+        FlowDefinitionName=flow,
+        RoleArn="arn:aws:iam::123456789012:role/a2i",
+        HumanLoopConfig={
+            "WorkteamArn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/reviewers",
+            "HumanTaskUiArn": ui_arn,
+            "TaskTitle": "Check the fields of an invoice or receipt",
+            "TaskDescription": "Correct the fields the extraction was unsure of",
+            "TaskCount": 1,
+        },
+        OutputConfig={"S3OutputPath": f"s3://{bucket}/a2i"},
+    )["FlowDefinitionArn"]
+    deadline = time.monotonic() + 10
+    while sm.describe_flow_definition(FlowDefinitionName=flow)["FlowDefinitionStatus"] != "Active":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    # what the extraction left for start_review_loops: the batch manifest and the machine result
+    params = {"output_prefix": f"s3://{bucket}/output/", "a2i_tps": 10}
+    run_id = f"manual__pdf-{suffix}"
+    doc = {"document_id": f"pdf{suffix}", "key": key, "source_uri": f"s3://{bucket}/{key}"}
+    normalised = {
+        "document_id": doc["document_id"],
+        "expense_count": 1,
+        "fields": {
+            "VENDOR_NAME": {"value": "Northwind", "confidence": 99.0},
+            "INVOICE_RECEIPT_DATE": {"value": "2026-01-02", "confidence": 98.0},
+            "TOTAL": {"value": "2000", "confidence": 61.04},
+        },
+    }
+    fields = ex.review_fields(normalised)
+    prefix = expense_state.run_prefix(params, run_id)
+    manifest_uri = f"{prefix}/batches/00000.json"
+    s3.put_object(Bucket=bucket, Key=manifest_uri.split("/", 3)[3], Body=json.dumps({"documents": [doc]}))
+    machine = {"normalised": normalised, "review_fields": fields}
+    s3.put_object(
+        Bucket=bucket,
+        Key=f"{prefix}/machine/{doc['document_id']}.json".split("/", 3)[3],
+        Body=json.dumps(machine),
+    )
+    monkeypatch.setattr(rp, "MAX_REVIEW_PAGES", 2)  # a 3-page PDF goes over the limit
+    started = expense_state.start_loops_for_batch(
+        params, run_id, {"batch": 0, "manifest_uri": manifest_uri}, flow_arn, dag_id="expense_documents"
+    )
+    (loop,) = started["loops"]
+
+    # the task list names the file and the field to check, with one reason line
+    assert page.goto(twin.review_url + f"&flow={flow}").status == 200
+    row = page.locator(f"#pending tr[data-human-loop='{loop}']")
+    assert row.locator("a.task-link").inner_text() == "invoice-three-pages.pdf"
+    (reason,) = [f["reason"] for f in fields]
+    assert row.locator("li[data-field='TOTAL']").inner_text() == f"TOTAL · {reason}"
+    row.locator("a.task-link").click()
+    page.wait_for_url(re.compile(rf"/review/{loop}$"))
+
+    assert page.locator("#document-image").count() == 0  # no broken <img> of the PDF itself
+    indicators = page.locator(".page-indicator").all_inner_texts()
+    assert indicators == [f"Page {i} of {len(points)}" for i in (1, 2)]
+    assert "Only the first 2 of 3 pages" in page.locator("#pages-left-out").inner_text()
+    images = page.locator("img.page-image")
+    assert images.count() == 2
+    page.wait_for_function("[...document.querySelectorAll('img.page-image')].every(i => i.complete)")
+    for index, (width, height) in enumerate(points[:2]):
+        image = images.nth(index)
+        assert image.evaluate("img => img.naturalWidth") > 0  # the browser decoded it
+        got = page.request.get(image.get_attribute("src"))
+        assert got.status == 200
+        with Image.open(io.BytesIO(got.body())) as png:
+            assert png.format == "PNG"
+            expected = (width * rp.REVIEW_DPI / 72, height * rp.REVIEW_DPI / 72)
+            assert abs(png.size[0] - expected[0]) <= 1 and abs(png.size[1] - expected[1]) <= 1, png.size
+    assert page.locator(".field[data-field='TOTAL'] .reason").inner_text() == reason
+    page.screenshot(path=str(tmp_path / "review_pdf_task.png"), full_page=True)

@@ -102,7 +102,10 @@ class Reviewer(threading.Thread):
             try:
                 for loop in self._call("/review/api/loops?status=InProgress"):
                     task = loop["inputContent"]
-                    if not task["document_s3_uri"].startswith(f"s3://{self.bucket}/"):
+                    # the session twin is shared: other tests' loops may have other inputs
+                    if not isinstance(task, dict) or not str(task.get("document_s3_uri", "")).startswith(
+                        f"s3://{self.bucket}/"
+                    ):
                         continue
                     name = task["document_s3_uri"].rsplit("/", 1)[-1]
                     docs = self.truth[name]["documents"]

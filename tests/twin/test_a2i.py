@@ -439,3 +439,102 @@ def test_task_count_two_needs_two_workers(twin, sm, a2i, s3, setup, review_token
         ("w-one", "12.50"),
         ("w-two", "12.05"),
     ]
+
+
+# ---- the task list: what each task is about ------------------------------------------------------------
+def _rows(html_text: str) -> dict[str, str]:
+    """Pending-table rows by human loop name (the row's HTML)."""
+    table = html_text.split("<table id='pending'>", 1)[1].split("</table>", 1)[0]
+    return dict(re.findall(r"<tr data-human-loop='([^']+)'>(.*?)</tr>", table, flags=re.S))
+
+
+def _text(fragment: str) -> str:
+    import html
+
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", fragment))).strip()
+
+
+def test_task_list_names_the_document_and_the_fields_to_check(twin, sm, a2i, setup, review_token):
+    flow_name = _name("list-flow")
+    flow_arn = _create_flow(sm, flow_name, setup["ui_arn"], f"s3://{setup['bucket']}/list")
+    named = {
+        **_input(setup),
+        "document_name": "invoice-march.pdf",
+        "fields": [
+            {"name": "TOTAL", "value": "12", "confidence": 67.5, "reason": "confidence 67.5 % < 80 %"},
+            {
+                "name": "INVOICE_RECEIPT_DATE",
+                "value": "",
+                "confidence": 0.0,
+                "reason": "required field missing",
+            },
+            {"name": "TAX", "value": "1", "confidence": 55.4, "reason": "low"},
+        ],
+    }
+    from_uri = {**_input(setup), "document_s3_uri": f"s3://{setup['bucket']}/docs/scan%20two.tif"}
+    bare = {"taskObject": "no document here", "question": "Is this a cat?"}
+    loops = {}
+    for key, content in (("named", named), ("from_uri", from_uri), ("bare", bare)):
+        loops[key], _ = _start(a2i, setup, flow_arn=flow_arn, content=content)
+    other, _ = _start(a2i, setup)  # another flow definition's task
+
+    with requests.Session() as browser:
+        page = browser.get(
+            f"{twin.url}/review/", params={"token": review_token, "flow": flow_name}, timeout=30
+        )
+        assert page.status_code == 200
+        rows = _rows(page.text)
+        assert set(rows) == set(loops.values())  # ?flow= lists that flow's tasks only
+        assert other in _rows(browser.get(f"{twin.url}/review/", timeout=30).text)
+
+    title = "Check the extracted receipt fields"  # the flow's TaskTitle
+    row = rows[loops["named"]]
+    link = re.search(r"<a class='task-link' href='([^']+)'>([^<]+)</a>", row)
+    assert link.groups() == (f"/review/{loops['named']}", "invoice-march.pdf")
+    text = _text(row)
+    assert title in text and loops["named"] in text
+    checks = {
+        _text(item).split(" · ", 1)[0]: _text(item)
+        for item in re.findall(r"<li data-field='[^']+'>(.*?)</li>", row, flags=re.S)
+    }
+    assert list(checks) == [f["name"] for f in named["fields"]]
+    # one line per field: the reason as given when it states the confidence, never twice
+    assert checks["TOTAL"] == "TOTAL · confidence 67.5 % < 80 %"
+    assert checks["INVOICE_RECEIPT_DATE"] == "INVOICE_RECEIPT_DATE · required field missing"
+    # a reason without the number: the confidence beside it
+    assert checks["TAX"] == "TAX · confidence 55.4 % (low)"
+
+    # no document_name: the file name of document_s3_uri
+    assert re.search(r"<a class='task-link'[^>]*>scan%20two.tif</a>", rows[loops["from_uri"]])
+    # an input without any of it: the task title and the loop name
+    bare_row = rows[loops["bare"]]
+    assert re.search(rf"<a class='task-link' href='/review/{loops['bare']}'>{title}</a>", bare_row)
+    assert loops["bare"] in _text(bare_row) and "<li" not in bare_row
+    for name in [*loops.values(), other]:  # the session twin is shared: leave no task pending
+        a2i.stop_human_loop(HumanLoopName=name)
+
+
+def test_a_loop_page_url_asks_for_the_token_and_comes_back(twin, a2i, setup, review_token):
+    name, _ = _start(a2i, setup)
+    with requests.Session() as browser:
+        denied = browser.get(f"{twin.url}/review/{name}", timeout=30)
+        assert denied.status_code == 403
+        form = re.search(r"<form id='token-form' method='get' action='([^']+)'>", denied.text)
+        assert form and form.group(1) == f"/review/{name}"
+        # what the browser sends when the reviewer types the token into the form
+        page = browser.get(f"{twin.url}{form.group(1)}", params={"token": review_token}, timeout=30)
+        assert page.status_code == 200 and f"data-human-loop='{name}'" in page.text
+        assert browser.get(f"{twin.url}/review/{name}", timeout=30).status_code == 200  # cookie now
+        # the list keeps its filter through the token form
+        denied_list = requests.get(f"{twin.url}/review/", params={"flow": setup["flow_name"]}, timeout=30)
+        assert f"name='flow' value='{setup['flow_name']}'" in denied_list.text
+
+
+def test_describe_workteam_gives_the_worker_portal_subdomain(sm):
+    team = sm.describe_workteam(WorkteamName="reviewers")["Workteam"]
+    assert team["WorkteamName"] == "reviewers" and team["WorkteamArn"].endswith(
+        ":workteam/private-crowd/reviewers"
+    )
+    assert re.fullmatch(r"[0-9a-f]{12}\.labeling\.us-east-1\.sagemaker\.aws", team["SubDomain"])
+    assert sm.describe_workteam(WorkteamName="reviewers")["Workteam"]["SubDomain"] == team["SubDomain"]
+    assert sm.describe_workteam(WorkteamName="others")["Workteam"]["SubDomain"] != team["SubDomain"]

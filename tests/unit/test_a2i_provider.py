@@ -18,7 +18,7 @@ import requests
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 from airflow.sdk.exceptions import AirflowRescheduleException
 from aws_ml_provider.hooks.a2i import A2IHook, A2IRuntimeHook
-from aws_ml_provider.links.a2i import A2IFlowDefinitionLink, A2IHumanLoopLink
+from aws_ml_provider.links.a2i import A2IFlowDefinitionLink, A2IHumanLoopLink, A2IReviewPageLink
 from aws_ml_provider.operators.a2i import (
     A2ICreateFlowDefinitionOperator,
     A2ICreateHumanTaskUiOperator,
@@ -436,3 +436,77 @@ def test_sensor_takes_names_start_results_and_rendered_lists():
     assert loop_names(str(["a", "b", "a"])) == ["a", "b"]  # rendered as a Python literal
     with pytest.raises(ValueError, match="no human_loop_name"):
         loop_names({"status": "InProgress"})
+
+
+# ---- the review page link ---------------------------------------------------------------------------
+def _review_link(ctx) -> str:
+    return A2IReviewPageLink().format_link(**ctx["ti"].xcoms[A2IReviewPageLink.key])
+
+
+def test_review_link_opens_the_twins_page_of_the_loop(aws, env, review_token, task_context, monkeypatch):
+    """With an endpoint_url (aws_twin) the link is the twin's review page; the token comes from
+    AWS_TWIN_REVIEW_TOKEN (make up / docker compose give it to Airflow), else the twin asks."""
+    one = _start(task_context, env, "link-one")["human_loop_name"]
+    two = _start(task_context, env, "link-two")["human_loop_name"]
+    monkeypatch.delenv("AWS_TWIN_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("AWS_TWIN_REVIEW_TOKEN", review_token)
+    single = task_context(task_id="wait_for_review")
+    with pytest.raises(AirflowRescheduleException):
+        A2IHumanLoopSensor(task_id="wait_for_review", human_loop_names=[one]).execute(single)
+    url = _review_link(single)
+    assert url.startswith(f"{aws.url}/review/{one}?")
+    page = requests.get(url, timeout=30)  # a fresh browser: the link alone opens the task
+    assert page.status_code == 200 and f"data-human-loop='{one}'" in page.text
+
+    # many loops (the DAG's wait_for_review): the twin's task list of their flow definition
+    many = task_context(task_id="wait_for_review")
+    with pytest.raises(AirflowRescheduleException):
+        A2IHumanLoopSensor(task_id="wait_for_review", human_loop_names=[one, two]).execute(many)
+    listing = requests.get(_review_link(many), timeout=30)
+    assert listing.status_code == 200
+    assert f"href='/review/{one}'" in listing.text and f"href='/review/{two}'" in listing.text
+    # the console link is no longer empty with many loops: the flow definition, which lists them
+    assert (
+        A2IHumanLoopLink()
+        .format_link(**many["ti"].xcoms["a2i_human_loop"])
+        .endswith(f"#/human-review-workflows/{env['flow_name']}")
+    )
+
+    # no token in the environment: the link holds none and the twin asks for it
+    monkeypatch.delenv("AWS_TWIN_REVIEW_TOKEN")
+    started = task_context(task_id="start")
+    A2IStartHumanLoopOperator(
+        task_id="start",
+        flow_definition_arn=env["flow_arn"],
+        document_id="link-one",
+        human_loop_input=_input(env),
+    ).execute(started)
+    assert _review_link(started) == f"{aws.url}/review/{one}"  # a retry attaches to the same loop
+    assert requests.get(_review_link(started), timeout=30).status_code == 403
+
+
+def test_review_link_is_the_worker_portal_without_endpoint_url(aws, env, task_context, monkeypatch):
+    """On AWS (no endpoint_url) the link is https://<SubDomain> of the flow's work team
+    (DescribeWorkteam); botocore reaches the twin here through AWS_ENDPOINT_URL only."""
+    loop = _start(task_context, env, "portal-doc")["human_loop_name"]
+    conn = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"region_name": aws.region},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_NO_ENDPOINT", json.dumps(conn))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.url)
+    monkeypatch.setenv("AWS_TWIN_REVIEW_TOKEN", "must-not-leak")
+    ctx = task_context(task_id="wait_for_review")
+    sensor = A2IHumanLoopSensor(
+        task_id="wait_for_review", aws_conn_id="aws_no_endpoint", human_loop_names=[loop]
+    )
+    assert sensor.hook.conn_config.endpoint_url is None
+    with pytest.raises(AirflowRescheduleException):
+        sensor.execute(ctx)
+    flow = aws.client("sagemaker").describe_flow_definition(FlowDefinitionName=env["flow_name"])
+    team = flow["HumanLoopConfig"]["WorkteamArn"].rsplit("/", 1)[-1]
+    subdomain = aws.client("sagemaker").describe_workteam(WorkteamName=team)["Workteam"]["SubDomain"]
+    assert _review_link(ctx) == f"https://{subdomain}"
+    assert "must-not-leak" not in json.dumps(ctx["ti"].xcoms)

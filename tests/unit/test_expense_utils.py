@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import math
+import re
 import time
 import uuid
 from pathlib import Path
@@ -249,7 +250,10 @@ def test_the_faint_total_goes_to_review(responses):
     assert total["confidence"] < ex.DEFAULT_THRESHOLD
     fields = ex.review_fields(norm)
     by_name = {f["name"]: f for f in fields}
-    assert by_name["TOTAL"]["reason"] == f"confidence {total['confidence']:g} < 80"
+    # one reason line that names the number once (the template shows only this line)
+    shown = re.fullmatch(r"confidence (\d+(?:\.\d)?) % < 80 %", by_name["TOTAL"]["reason"])
+    assert shown, by_name["TOTAL"]["reason"]
+    assert float(shown[1]) <= total["confidence"] < float(shown[1]) + 0.1
     assert by_name["TOTAL"]["value"] == total["value"]
     # every reviewed field is under the threshold or missing, and every such field is reviewed
     low = {k for k, f in norm["fields"].items() if f["confidence"] < 80}
@@ -299,8 +303,14 @@ def test_loop_input_follows_the_task_ui_contract(responses):
     content = ex.loop_input(norm, fields, "s3://b/receipt_faint_total.jpg")
     assert content["document_id"] == "abc" and content["document_s3_uri"] == "s3://b/receipt_faint_total.jpg"
     assert content["fields"] == fields
+    assert content["document_name"] == "receipt_faint_total.jpg"  # names the task in the task list
     assert {"name", "value", "confidence", "reason"} <= set(content["fields"][0])
+    assert "page_images" not in content  # a JPEG is shown as it is
     json.dumps(content)  # InputContent is JSON
+    pages = {"page_images": ["s3://b/p/page-0001.png", "s3://b/p/page-0002.png"], "page_count": 5}
+    paged = ex.loop_input(norm, fields, "s3://b/scan.pdf", pages)
+    assert paged["page_images"] == pages["page_images"]
+    assert (paged["page_count"], paged["pages_left_out"]) == (5, 3)
 
 
 # ---- the merge ----------------------------------------------------------------------------------

@@ -156,6 +156,7 @@ class A2IEngine:
         self.account_id = account_id
         self.clock = clock or (lambda: dt.datetime.now(UTC))
         self.lock = threading.RLock()
+        self.started = self.clock()  # the work teams' creation time (every team exists)
         self.reset()
 
     def reset(self) -> None:

@@ -161,6 +161,38 @@ class A2IService(TwinService):
         }
         return out | more
 
+    # ---- work teams ---------------------------------------------------------------------------
+    def describe_workteam(self, ctx, params):
+        """Every private work team exists on the twin (flow definitions accept any work team ARN);
+        its worker portal ``SubDomain`` has the shape of A2I's
+        (``<id>.labeling.<region>.sagemaker.aws``), stable for the team's name."""
+        import hashlib
+
+        name = params["WorkteamName"]
+        if not isinstance(name, str) or not 1 <= len(name) <= 63:
+            raise AwsError("ValidationException", f"WorkteamName {name!r} is not valid.")
+        portal = hashlib.sha256(f"{ctx.account_id}/{ctx.region}/{name}".encode()).hexdigest()[:12]
+        return {
+            "Workteam": {
+                "WorkteamName": name,
+                "WorkteamArn": ctx.arn(f"workteam/private-crowd/{name}", "sagemaker"),
+                "WorkforceArn": ctx.arn("workforce/default", "sagemaker"),
+                "Description": f"private work team {name} (aws_twin)",
+                "MemberDefinitions": [
+                    {
+                        "CognitoMemberDefinition": {
+                            "UserPool": f"{ctx.region}_TwinPool",
+                            "UserGroup": name,
+                            "ClientId": portal,
+                        }
+                    }
+                ],
+                "SubDomain": f"{portal}.labeling.{ctx.region}.sagemaker.aws",
+                "CreateDate": self.engine.started,
+                "LastUpdatedDate": self.engine.started,
+            }
+        }
+
 
 class A2IRuntimeService(TwinService):
     """StartHumanLoop ... DeleteHumanLoop (``sagemaker-a2i-runtime``) and the review page."""

@@ -1,7 +1,13 @@
 """The local stand-in for the A2I worker portal: a review page served by the twin.
 
-- ``GET /review/?token=T`` lists pending tasks; the token (printed at start-up, ``twin.review_token``)
-  is then kept in a cookie for the following pages. Without it: 403.
+- ``GET /review/?token=T`` lists pending tasks; the token (printed at start-up, ``twin.review_token``,
+  ``--review-token`` / ``AWS_TWIN_REVIEW_TOKEN``) is then kept in a cookie for the following pages.
+  Without it: 403, with a form that asks for the token and comes back to the same page.
+  ``?flow=<flow definition name>`` lists that flow's tasks only.
+- Each pending task is named by what its input carries, as far as the twin can tell without
+  knowing the task: ``document_name`` (else the last part of ``document_s3_uri`` / ``taskObject``),
+  and ``fields`` (``[{"name", "confidence", "reason"}]``: the fields to check); else the flow's
+  ``TaskTitle`` and the loop name alone.
 - ``GET /review/<loop>`` renders the loop's task from its human task UI template;
   ``POST /review/<loop>/submit`` records the answer (303 back to the list).
 - ``GET /review/api/loops?status=InProgress`` and ``POST /review/api/loops/<loop>/answer``
@@ -56,6 +62,7 @@ button{background:#ec7211;color:#fff;border:0;border-radius:3px;padding:8px 20px
 button[type=button]{background:#545b64}
 details.crowd-instructions{margin:0 0 12px;background:#f1faff;border:1px solid #99cbe4;padding:6px 10px}
 img{max-width:100%}
+td .sub{color:#545b64;font-size:12px;margin-top:2px}ul.checks{margin:0;padding-left:18px}
 """
 
 
@@ -82,6 +89,39 @@ def _json(data: Any, status: int = 200) -> Response:
 
 def _when(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def task_summary(task_input: Any) -> dict:
+    """What names a task in the list, from its input alone: ``{"document": "receipt.pdf" | "",
+    "fields": [{"name", "detail"}]}``. ``detail`` is one line: the field's ``reason`` when it states
+    a percentage (``confidence 67.5 % < 80 %``), else ``confidence <c> %`` and the reason."""
+    out: dict[str, Any] = {"document": "", "fields": []}
+    if not isinstance(task_input, dict):
+        return out
+    name = task_input.get("document_name")
+    if not isinstance(name, str) or not name.strip():
+        uri = task_input.get("document_s3_uri") or task_input.get("taskObject")
+        name = uri.rstrip("/").rsplit("/", 1)[-1] if isinstance(uri, str) and "/" in uri else ""
+    out["document"] = name.strip()
+    fields = task_input.get("fields")
+    for item in fields if isinstance(fields, list) else []:
+        if not isinstance(item, dict) or not item.get("name"):
+            continue
+        reason = str(item.get("reason") or "").strip()
+        confidence = _number(item.get("confidence"))
+        detail = reason
+        if confidence and "%" not in reason:  # a reason with a percentage states the confidence itself
+            shown = f"confidence {confidence:.1f} %"
+            detail = f"{shown} ({reason})" if reason else shown
+        out["fields"].append({"name": str(item["name"]), "detail": detail})
+    return out
 
 
 class ReviewSite:
@@ -125,9 +165,18 @@ class ReviewSite:
             return _json(
                 {"error": "a valid review token is required (X-Review-Token header or ?token=)"}, 403
             ), False
+        keep = "".join(
+            f"<input type='hidden' name='{_e(k)}' value='{_e(v)}'>"
+            for k, v in request.args.items()
+            if k != "token"
+        )
         body = (
             "<div class='error'><h1>403 Forbidden</h1><p>Open the review URL printed when the twin "
-            "started (<code>aws_twin review page .../review/?token=...</code>).</p></div>"
+            "started (<code>aws_twin review page .../review/?token=...</code>), or enter its token "
+            "(<code>AWS_TWIN_REVIEW_TOKEN</code>):</p>"
+            f"<form id='token-form' method='get' action='{_e(request.path)}'>{keep}"
+            "<input type='password' name='token' aria-label='Review token' autocomplete='off'> "
+            "<button type='submit'>Open</button></form></div>"
         )
         return _page("Forbidden", body, 403), False
 
@@ -182,23 +231,21 @@ class ReviewSite:
         denied, from_query = self._guard(request)
         if denied:
             return denied
-        pending = self.engine.all_loops("InProgress")
-        done = [loop for loop in self.engine.all_loops() if loop.status != "InProgress"][-10:]
+        flow_name = request.args.get("flow") or ""
+        loops = [loop for loop in self.engine.all_loops() if not flow_name or loop.flow.name == flow_name]
+        pending = [loop for loop in loops if loop.status == "InProgress"]
+        done = [loop for loop in loops if loop.status != "InProgress"][-10:]
         parts = []
         if request.args.get("done"):
             parts.append(
                 f"<div class='banner'>Submitted the answer to <b>{_e(request.args['done'])}</b>.</div>"
             )
-        parts.append(f"<h1>Pending tasks ({len(pending)})</h1>")
+        scope = f" of <code>{_e(flow_name)}</code> (<a href='/review/'>all</a>)" if flow_name else ""
+        parts.append(f"<h1>Pending tasks{scope} ({len(pending)})</h1>")
         if pending:
-            rows = "".join(
-                f"<tr><td><a href='/review/{quote(loop.name)}'>{_e(loop.flow.title or loop.name)}</a></td>"
-                f"<td>{_e(loop.flow.name)}</td><td>{_e(loop.name)}</td><td>{_when(loop.created)}</td>"
-                f"<td>{len(loop.answers)}/{loop.flow.task_count}</td></tr>"
-                for loop in pending
-            )
+            rows = "".join(self._pending_row(loop) for loop in pending)
             parts.append(
-                "<table id='pending'><thead><tr><th>Task</th><th>Flow definition</th><th>Human loop</th>"
+                "<table id='pending'><thead><tr><th>Task</th><th>To check</th><th>Flow definition</th>"
                 f"<th>Created</th><th>Answers</th></tr></thead><tbody>{rows}</tbody></table>"
             )
         else:
@@ -214,6 +261,26 @@ class ReviewSite:
                 f"<th>Flow definition</th><th>Status</th><th>Output</th></tr></thead><tbody>{rows}</tbody></table>"
             )
         return self._finish(request, _page("A2I review", "".join(parts)), from_query)
+
+    @staticmethod
+    def _pending_row(loop: HumanLoop) -> str:
+        summary = task_summary(loop.task_input)
+        name = summary["document"] or loop.flow.title or loop.name
+        title = f"<a class='task-link' href='/review/{quote(loop.name)}'>{_e(name)}</a>"
+        sub = f"{_e(loop.flow.title)} &middot; " if summary["document"] and loop.flow.title else ""
+        title += f"<div class='sub'>{sub}<code>{_e(loop.name)}</code></div>"
+        checks = "".join(
+            f"<li data-field='{_e(f['name'])}'><b>{_e(f['name'])}</b>"
+            + (f" &middot; {_e(f['detail'])}" if f["detail"] else "")
+            + "</li>"
+            for f in summary["fields"]
+        )
+        checks = f"<ul class='checks'>{checks}</ul>" if checks else ""
+        return (
+            f"<tr data-human-loop='{_e(loop.name)}'><td class='task-cell'>{title}</td><td>{checks}</td>"
+            f"<td>{_e(loop.flow.name)}</td><td>{_when(loop.created)}</td>"
+            f"<td>{len(loop.answers)}/{loop.flow.task_count}</td></tr>"
+        )
 
     def task_page(self, request: Request, loop_name: str) -> Response:
         denied, from_query = self._guard(request)

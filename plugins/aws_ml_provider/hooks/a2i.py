@@ -150,6 +150,17 @@ class A2IHook(AwsMlHookMixin, AwsBaseHook):
                 return None
             raise
 
+    def worker_portal_url(self, flow_definition_name: str) -> str | None:
+        """``https://<SubDomain>`` of the work team of a flow definition (``DescribeWorkteam``):
+        where its private workers sign in and find their tasks; None when unknown."""
+        flow = self.describe_flow_definition(flow_definition_name) or {}
+        team_arn = flow.get("HumanLoopConfig", {}).get("WorkteamArn", "")
+        if ":workteam/" not in team_arn:
+            return None  # a public or vendor work team has no portal of the account
+        team = self.conn.describe_workteam(WorkteamName=team_arn.rsplit("/", 1)[-1]).get("Workteam", {})
+        subdomain = team.get("SubDomain")
+        return f"https://{subdomain}" if subdomain else None
+
     @staticmethod
     def flow_definition_request(
         *,

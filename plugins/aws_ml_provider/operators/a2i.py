@@ -15,7 +15,13 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from ..hooks.a2i import A2IHook, A2IResourceConflict, A2IRuntimeHook, flow_definition_name_from_arn
 from ..links import persist_link
-from ..links.a2i import A2IFlowDefinitionLink, A2IHumanLoopLink, A2IHumanTaskUiLink
+from ..links.a2i import (
+    A2IFlowDefinitionLink,
+    A2IHumanLoopLink,
+    A2IHumanTaskUiLink,
+    A2IReviewPageLink,
+    review_page_url,
+)
 from . import run_identity
 
 if TYPE_CHECKING:
@@ -218,7 +224,7 @@ class A2IStartHumanLoopOperator(AwsBaseOperator[A2IRuntimeHook]):
         "flow_definition_arn", "document_id", "human_loop_input", "human_loop_name"
     )
     template_fields_renderers: ClassVar[dict] = {"human_loop_input": "json"}
-    operator_extra_links = (A2IHumanLoopLink(), A2IFlowDefinitionLink())
+    operator_extra_links = (A2IHumanLoopLink(), A2IFlowDefinitionLink(), A2IReviewPageLink())
 
     def __init__(
         self,
@@ -265,6 +271,7 @@ class A2IStartHumanLoopOperator(AwsBaseOperator[A2IRuntimeHook]):
         flow_name = flow_definition_name_from_arn(self.flow_definition_arn)
         persist_link(A2IHumanLoopLink, context, self, flow_definition_name=flow_name, human_loop_name=name)
         persist_link(A2IFlowDefinitionLink, context, self, flow_definition_name=flow_name)
+        persist_link(A2IReviewPageLink, context, self, review_url=review_page_url(self, [name], flow_name))
         return {
             "human_loop_name": result["human_loop_name"],
             "human_loop_arn": result["human_loop_arn"],

@@ -16,7 +16,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from ..hooks.a2i import LOOP_DONE, LOOP_RUNNING_STATES, A2IRuntimeHook, flow_definition_name_from_arn
 from ..links import persist_link
-from ..links.a2i import A2IHumanLoopLink
+from ..links.a2i import A2IHumanLoopLink, A2IReviewPageLink, review_page_url
 from ..operators import trigger_connection
 from ..triggers.a2i import A2IHumanLoopsCompleteTrigger, describe_failures
 
@@ -67,6 +67,10 @@ class A2IHumanLoopSensor(AwsBaseSensor[A2IRuntimeHook]):
     FailureCode, unless ``allow_failed`` (then it is reported in the result and the others are
     still awaited). Not deferred, the sensor pokes in ``reschedule`` mode by default.
 
+    Extra links: "A2I Human Loop" (the console page of the loop, or of its flow definition when
+    there are many) and "A2I Review Page" (:class:`~aws_ml_provider.links.a2i.A2IReviewPageLink`:
+    the work team's worker portal on AWS; the twin's review page offline).
+
     :param human_loop_names: a loop name, an ``A2IStartHumanLoopOperator`` result, or a list of
         either (e.g. the output of a mapped start task) (templated)
     :param allow_failed: do not fail on Failed / Stopped loops (default: False)
@@ -79,7 +83,7 @@ class A2IHumanLoopSensor(AwsBaseSensor[A2IRuntimeHook]):
 
     aws_hook_class = A2IRuntimeHook
     template_fields: Sequence[str] = aws_template_fields("human_loop_names")
-    operator_extra_links = (A2IHumanLoopLink(),)
+    operator_extra_links = (A2IHumanLoopLink(), A2IReviewPageLink())
 
     def __init__(
         self,
@@ -131,8 +135,7 @@ class A2IHumanLoopSensor(AwsBaseSensor[A2IRuntimeHook]):
 
     def execute(self, context: Context) -> Any:
         names = self._names()
-        if len(names) == 1:
-            self._persist_link(context, names[0])
+        self._persist_links(context, names)
         if not self.deferrable:
             return super().execute(context)
         states = self._states()
@@ -160,15 +163,19 @@ class A2IHumanLoopSensor(AwsBaseSensor[A2IRuntimeHook]):
             raise error(f"{self.task_id}: {event.get('message')}")
         return result_of(event["human_loops"])
 
-    def _persist_link(self, context: Context, name: str) -> None:
+    def _persist_links(self, context: Context, names: list[str]) -> None:
+        """The console link (the loop; the flow definition's loops when there are many) and the
+        review page link (:class:`A2IReviewPageLink`), from the first loop's flow definition."""
         try:
-            flow = self.hook.describe_human_loop(name).get("FlowDefinitionArn", "")
-        except Exception:  # the link is a convenience; the sensor reports the loop itself
-            return
+            flow = self.hook.describe_human_loop(names[0]).get("FlowDefinitionArn", "")
+        except Exception:  # the links are a convenience; the sensor reports the loops itself
+            flow = ""
+        flow_name = flow_definition_name_from_arn(flow) if flow else ""
         persist_link(
             A2IHumanLoopLink,
             context,
             self,
-            flow_definition_name=flow_definition_name_from_arn(flow),
-            human_loop_name=name,
+            flow_definition_name=flow_name,
+            human_loop_name=names[0] if len(names) == 1 else "",
         )
+        persist_link(A2IReviewPageLink, context, self, review_url=review_page_url(self, names, flow_name))

@@ -26,6 +26,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import re
 import threading
 import time
@@ -383,6 +384,12 @@ def parse_amount(text: str | None) -> str | None:
 # the review decision, the loop input, the merge
 
 
+def _percent(value: float) -> str:
+    """A confidence for the reviewer, cut (not rounded) to one decimal: 79.96 is "79.9", never "80"
+    beside a threshold of 80."""
+    return f"{math.floor(value * 10) / 10:g}"
+
+
 def review_fields(
     normalised: dict, threshold: float = DEFAULT_THRESHOLD, required: Iterable[str] = DEFAULT_REQUIRED
 ) -> list[dict]:
@@ -408,20 +415,34 @@ def review_fields(
                         "name": key,
                         "value": field["value"],
                         "confidence": field["confidence"],
-                        "reason": f"confidence {field['confidence']:g} < {threshold:g}",
+                        "reason": f"confidence {_percent(field['confidence'])} % < {threshold:g} %",
                     }
                 )
     return out
 
 
-def loop_input(normalised: dict, fields_to_review: list[dict], document_s3_uri: str) -> dict:
-    """The InputContent of a document's human loop (the task UI template reads these keys)."""
-    return {
+def loop_input(
+    normalised: dict, fields_to_review: list[dict], document_s3_uri: str, pages: dict | None = None
+) -> dict:
+    """The InputContent of a document's human loop (the task UI template reads these keys).
+
+    ``document_name`` (the file name) and ``fields`` (``name``, ``value``, ``confidence``, one
+    ``reason`` line) also name the task in aws_twin's task list. ``pages`` (a PDF or TIFF: the
+    manifest of :func:`~aws_ml_provider.utils.review_pages.ensure_page_images`) adds
+    ``page_images`` (S3 URIs of PNGs), ``page_count`` and ``pages_left_out``.
+    """
+    content = {
         "document_id": normalised.get("document_id", ""),
+        "document_name": document_s3_uri.rsplit("/", 1)[-1],
         "document_s3_uri": document_s3_uri,
         "fields": fields_to_review,
         "machine_fields": {name: f.get("value", "") for name, f in normalised.get("fields", {}).items()},
     }
+    if pages:
+        content["page_images"] = list(pages["page_images"])
+        content["page_count"] = int(pages["page_count"])
+        content["pages_left_out"] = int(pages["page_count"]) - len(pages["page_images"])
+    return content
 
 
 def _answer_value(raw: Any) -> str | None:

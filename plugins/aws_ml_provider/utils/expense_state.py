@@ -6,7 +6,9 @@ Layout (``params`` are the run's Params with its resolved locations):
 - ``<output_prefix>/runs/<run>/`` - the run's working files (:func:`run_prefix`);
 - ``<quarantine_prefix>/<run>/<relative key>`` + ``.reason.json`` - a bad document (:func:`quarantine`);
 - ``<state_prefix>/claims/<document id>.json`` - the run that takes a document (:func:`claim`);
-- ``<state_prefix>/processed/<document id>.json`` - a document no run takes again (:func:`mark_processed`).
+- ``<state_prefix>/processed/<document id>.json`` - a document no run takes again (:func:`mark_processed`);
+- ``<output_prefix>/runs/<run>/review_pages/<document id>/page-0001.png`` ... + ``pages.json`` - the
+  page images a reviewer sees of a PDF or TIFF (:func:`review_pages_prefix`).
 
 A run that stages documents (:func:`stage_files`) claims each one for itself *before* uploading it,
 so a run listing the input prefix meanwhile (an hourly run that unpausing the DAG started, say)
@@ -120,6 +122,11 @@ def nothing_taken_reason(skipped: dict, claimed_by: dict, input_prefix: str) -> 
     return f"no new document under {input_prefix}: " + "; ".join(parts)
 
 
+def review_pages_prefix(params: dict, run_id: str, document_id: str) -> str:
+    """``<output_prefix>/runs/<run>/review_pages/<document id>``: the PNG pages of a PDF/TIFF under review."""
+    return f"{run_prefix(params, run_id)}/review_pages/{document_id}"
+
+
 def quarantine(s3, params: dict, run_id: str, doc: dict, code: str, reason: str) -> dict:
     """Copy a bad document to ``<quarantine_prefix>/<run>/<relative key>`` with a ``.reason.json``
     beside it, and mark it processed (it is not taken again)."""
@@ -171,10 +178,13 @@ def start_loops_for_batch(
     aws_conn_id: str = "aws_default",
 ) -> dict:
     """Start (or attach to) the human loop of every document of a batch that needs review; what
-    the ``start_review_loops`` task runs, on each try alike. Returns the batch dict with
-    ``loops_uri``, ``loops`` (names) and ``created`` (loops this call started)."""
+    the ``start_review_loops`` task runs, on each try alike. A PDF or TIFF document's pages are
+    rendered to PNGs first (:func:`review_pages_prefix`; once per document and run) and the loop
+    input carries their S3 URIs. Returns the batch dict with ``loops_uri``, ``loops`` (names) and
+    ``created`` (loops this call started)."""
     from ..hooks.a2i import A2IRuntimeHook, flow_definition_name_from_arn
     from .expense import TokenBucket, loop_input
+    from .review_pages import ensure_page_images, is_paged
 
     s3 = s3_utils.client(aws_conn_id)
     manifest = s3_utils.read_json(s3, extracted["manifest_uri"])
@@ -189,11 +199,16 @@ def start_loops_for_batch(
         if not machine.get("review_fields"):
             continue  # auto-approved, or quarantined at extraction (no machine result)
         name = hook.human_loop_name(doc["document_id"], flow_name, dag_id, run_id)
+        pages = None
+        if is_paged(doc["key"]):
+            pages = ensure_page_images(
+                s3, doc["source_uri"], review_pages_prefix(params, run_id, doc["document_id"])
+            )
         bucket.acquire()
         started = hook.start_human_loop(
             name,
             flow_definition_arn,
-            loop_input(machine["normalised"], machine["review_fields"], doc["source_uri"]),
+            loop_input(machine["normalised"], machine["review_fields"], doc["source_uri"], pages),
         )
         created += int(started["created"])
         loops[doc["document_id"]] = name
