@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 from aws_ml_provider.links.a2i import A2IFlowDefinitionLink, A2IHumanLoopLink, A2IHumanTaskUiLink
+from aws_ml_provider.links.s3 import S3ReportLink
 from aws_ml_provider.links.textract import TextractConsoleLink, TextractResultLink
 
 
@@ -21,4 +22,5 @@ class AwsMlProviderPlugin(AirflowPlugin):
         A2IFlowDefinitionLink(),
         A2IHumanLoopLink(),
         A2IHumanTaskUiLink(),
+        S3ReportLink(),
     ]
