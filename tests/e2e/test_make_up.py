@@ -150,11 +150,7 @@ def test_at_most_four_tasks_at_a_time(stack):
     run = stack["home"] / "run"
     scheduler = int((run / "scheduler.pid").read_text())
     # the configuration the scheduler process runs with, read back by the airflow CLI
-    environ = dict(
-        item.split("=", 1)
-        for item in Path(f"/proc/{scheduler}/environ").read_bytes().decode().split("\0")
-        if "=" in item
-    )
+    environ = _environ(scheduler)
     got = subprocess.run(
         [sys.executable, "-m", "airflow", "config", "get-value", "core", "parallelism"],
         env=environ,
@@ -172,3 +168,35 @@ def test_at_most_four_tasks_at_a_time(stack):
         if b"LocalExecutor" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
     assert len(workers) == 4, workers
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode()
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def test_the_printed_viewer_token_opens_twin_objects_and_reaches_the_tasks(stack):
+    import boto3
+
+    match = re.search(r"S3 object viewer:\s+(\S+)/_twin/s3/<bucket>/<key>\?token=(\S+)", stack["out"])
+    assert match, stack["out"]
+    twin_url, token = match.groups()
+    assert twin_url == f"http://127.0.0.1:{stack['TWIN_PORT']}"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=twin_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.create_bucket(Bucket="make-up-test")
+    s3.put_object(Bucket="make-up-test", Key="r/report.html", Body=b"<p>report</p>", ContentType="text/html")
+    url = f"{twin_url}/_twin/s3/make-up-test/r/report.html"
+    with urllib.request.urlopen(f"{url}?token={token}", timeout=30) as resp:
+        assert resp.read() == b"<p>report</p>"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=30)
+    assert refused.value.code == 403
+    # the scheduler (whose LocalExecutor workers run the tasks and build the Report link) has it too
+    scheduler = int((stack["home"] / "run" / "scheduler.pid").read_text())
+    assert _environ(scheduler)["AWS_TWIN_VIEWER_TOKEN"] == token
