@@ -1,13 +1,18 @@
 # Two commands on a fresh machine (Python 3.11, no Docker, no AWS account):
-#   make demo   - installs everything, starts aws_twin, runs the churn pipeline on it, stops the twin
+#   make demo   - installs everything, starts aws_twin, runs the churn pipeline on it, stops the twin;
+#                 prints warnings, errors and the summary (with the HTML report's link), the rest goes
+#                 to .airflow-demo/demo.log. V=1: every log line. KEEP=1: the twin (and so the report
+#                 link) stays up after the run; it prints the `kill` that stops it.
 #   make test   - installs everything, runs ruff and the whole test suite against the twin
+# And the Airflow UI on the twin: make up (127.0.0.1 only, login admin + a generated password printed
+# once, AIRFLOW_HOME .airflow-up) / make down.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
-export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+# make demo uses .airflow-demo/ and make up .airflow-up/ unless AIRFLOW_HOME is set
 export TWIN_PORT ?= 4566
 PYTEST_ARGS ?=
 #: the Amazon MWAA image the project targets; requirements/mwaa/README.md says where its files come from
@@ -43,8 +48,10 @@ test: $(STAMP) lint
 	$(BIN)/python scripts/tested_versions.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+V ?=
+KEEP ?=
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(if $(filter-out 0,$(V)),-v) $(if $(filter-out 0,$(KEEP)),--keep-twin)
 
 twin: $(STAMP)
 	$(BIN)/python -m aws_twin serve --host 127.0.0.1 --port $(TWIN_PORT)
@@ -68,4 +75,4 @@ lock:
 	sed -i "1i # Full pinned set for local runs, tests and CI, under Amazon MWAA $(MWAA_AIRFLOW)'s constraints\n# ($(MWAA_CONSTRAINTS), less $(DEV_UNPINNED)). Regenerate: make lock" requirements/dev.lock
 
 clean:
-	rm -rf $(VENV) .airflow .twin dist build *.egg-info
+	rm -rf $(VENV) .airflow .airflow-demo .airflow-up .twin dist build *.egg-info

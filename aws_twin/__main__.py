@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--review-token", default=os.environ.get("AWS_TWIN_REVIEW_TOKEN"), help="A2I review page token"
     )
+    serve.add_argument(
+        "--viewer-token",
+        default=os.environ.get("AWS_TWIN_VIEWER_TOKEN"),
+        help="token of the S3 object viewer GET /_twin/s3/<bucket>/<key>?token= (default: a random one)",
+    )
     serve.add_argument("--log-level", default=os.environ.get("AWS_TWIN_LOG_LEVEL", "WARNING"))
     return parser
 
@@ -62,7 +67,10 @@ def serve(args: argparse.Namespace) -> int:
 
         work_dir = tempfile.mkdtemp(prefix="aws_twin-")
     token = args.review_token or secrets.token_urlsafe(16)
-    twin = Twin(faults=faults, strict=args.strict, work_dir=work_dir, review_token=token)
+    viewer_token = args.viewer_token or secrets.token_urlsafe(16)
+    twin = Twin(
+        faults=faults, strict=args.strict, work_dir=work_dir, review_token=token, viewer_token=viewer_token
+    )
     server = make_server(args.host, args.port, twin, threaded=True)
     server.daemon_threads = True
     host, port = server.server_address[:2]
@@ -73,6 +81,7 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     print(f"aws_twin review page {twin.url}/review/?token={token}", flush=True)
+    print(f"aws_twin object viewer {twin.url}/_twin/s3/<bucket>/<key>?token={viewer_token}", flush=True)
     print(f"aws_twin ready {twin.url}", flush=True)
     logging.getLogger("aws_twin").info("started in %.2fs", time.perf_counter() - started)
     try:

@@ -18,6 +18,8 @@ class RunningTwin:
     url: str
     process: subprocess.Popen
     review_url: str = ""
+    #: token of the S3 object viewer ``GET /_twin/s3/<bucket>/<key>?token=`` (printed at start-up)
+    viewer_token: str = ""
     output: list[str] = field(default_factory=list)
     region: str = "us-east-1"
 
@@ -28,6 +30,12 @@ class RunningTwin:
 
     def client(self, service: str, **kwargs):
         return self.session().client(service, endpoint_url=self.url, **kwargs)
+
+    def viewer_url(self, bucket: str, key: str) -> str:
+        """The twin's browser URL of an S3 object (``/_twin/s3/<bucket>/<key>?token=``)."""
+        from urllib.parse import quote
+
+        return f"{self.url}/_twin/s3/{quote(bucket)}/{quote(key)}?token={quote(self.viewer_token)}"
 
     def airflow_connection(self) -> dict:
         """Airflow's ``aws_default`` connection (``AIRFLOW_CONN_AWS_DEFAULT`` as JSON) pointing at
@@ -89,6 +97,8 @@ def start_twin(
         twin.output.append(line)
         if line.startswith("aws_twin review page "):
             twin.review_url = line.split(" ", 3)[3].strip()
+        if line.startswith("aws_twin object viewer "):
+            twin.viewer_token = line.strip().rsplit("?token=", 1)[1]
         if line.startswith("aws_twin ready "):
             twin.url = line.split(" ", 2)[2].strip()
             return twin

@@ -16,6 +16,7 @@ from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
 from airflow.providers.amazon.aws.utils.sagemaker import ApprovalStatus
 from airflow.sdk import Asset, Param, dag, get_current_context, task
+from aws_ml_provider.decorators.report import report_task
 from aws_ml_provider.operators.sagemaker_deploy import (
     SageMakerEndpointConfigIfAbsentOperator,
     SageMakerModelIfAbsentOperator,
@@ -78,7 +79,8 @@ DOC_MD = """
 3. **train** (SageMaker built-in XGBoost, image for the connection's region, deferrable). The job name
    `churn-xgb-<hash of the run id>` is deterministic: a retried task attaches to the job it started.
 4. **evaluate** - test-split AUC, accuracy, precision, recall, F1, confusion matrix; ROC curve PNG and an
-   HTML report in S3.
+   HTML report in S3, opened by the task's **Report** extra link (the S3 console on AWS; on aws_twin its
+   token-protected object viewer).
 5. **quality_gate** - stops the run (no retries) when the chosen metric is below the threshold, saying by
    how much. Nothing is registered or deployed then.
 6. **register_model** (model package group, approved, metrics attached) -> **create_model** ->
@@ -357,12 +359,14 @@ def churn_xgboost_pipeline():
         print_log=False,
     )
 
-    @task(multiple_outputs=True)
+    @report_task(multiple_outputs=True)
     def evaluate(training: dict, test_uri: str, schema_uri: str, evaluation_uri: str) -> dict:
-        """Metrics of the trained model on the test split; ROC PNG, HTML report, predictions to S3."""
+        """Metrics of the trained model on the test split; ROC PNG, HTML report, predictions to S3.
+        The task's "Report" extra link opens report.html (S3 console; the twin's object viewer offline)."""
         import json
 
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from aws_ml_provider.links.s3 import S3ReportLink
         from aws_ml_provider.ml import evaluation, report
 
         description = training["Training"]
@@ -405,6 +409,7 @@ def churn_xgboost_pipeline():
             "roc_uri": write(f"{evaluation_uri}/roc.png", png, "image/png"),
             "report_uri": write(f"{evaluation_uri}/report.html", page.encode(), "text/html"),
         }
+        S3ReportLink.persist_object(get_current_context(), s3, out["report_uri"])
         print(json.dumps({"metrics": metrics, **out}, indent=2))
         return {
             "metrics": metrics,

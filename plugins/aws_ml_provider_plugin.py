@@ -15,6 +15,7 @@ from aws_ml_provider.links.a2i import (
     A2IHumanTaskUiLink,
     A2IReviewPageLink,
 )
+from aws_ml_provider.links.s3 import S3ReportLink
 from aws_ml_provider.links.textract import TextractConsoleLink, TextractResultLink
 
 
@@ -27,4 +28,5 @@ class AwsMlProviderPlugin(AirflowPlugin):
         A2IHumanLoopLink(),
         A2IHumanTaskUiLink(),
         A2IReviewPageLink(),
+        S3ReportLink(),
     ]

@@ -2,29 +2,50 @@
 
 1. starts a twin (``aws_twin.testing.start_twin``) on $TWIN_PORT, or on a free port when that is busy
    or unset;
-2. prepares AIRFLOW_HOME (default ``./.airflow``; ``airflow db migrate`` when its DB is not there yet)
-   and points the ``aws_default`` connection at the twin (``AIRFLOW_CONN_AWS_DEFAULT``);
-3. runs ``churn_xgboost_pipeline`` with ``dag.test()`` (the deferred waits run inline);
-4. stops the twin and prints what happened, ending with one JSON line:
-   ``{"dag_id", "state", "test_auc", "accuracy", "endpoint_name", "prediction", ...}``.
+2. prepares AIRFLOW_HOME (default ``./.airflow-demo``, apart from ``make up``'s; ``airflow db migrate``
+   when its DB is not there yet) and points the ``aws_default`` connection at the twin
+   (``AIRFLOW_CONN_AWS_DEFAULT``) and the report link at the twin's object viewer (its token in
+   ``AWS_TWIN_VIEWER_TOKEN``);
+3. runs ``churn_xgboost_pipeline`` with ``dag.test()`` (the deferred waits run inline); Airflow's and the
+   tasks' logs go to ``<AIRFLOW_HOME>/demo.log``, the console shows only their warnings and errors;
+4. stops the twin (unless ``--keep-twin``) and prints what happened: the task states, the metrics, how
+   to open the HTML report (the twin's URL with its token, and the S3 URI), ending with one JSON line:
+   ``{"dag_id", "state", "test_auc", "accuracy", "endpoint_name", "prediction", "report_url", ...}``.
 
 Exits 1 when the run did not succeed. Options: ``--conf '{"num_round": 50}'`` (DAG Params),
-``--keep-twin`` (leave the twin running, print its URL).
+``-v`` / ``--verbose`` (every log line on the console, as it comes; ``make demo V=1``),
+``--keep-twin`` (leave the twin, and so the report, reachable; ``make demo KEEP=1``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "churn_xgboost_pipeline"
+#: a log line the quiet console still shows: a warning or an error, in Airflow's / structlog's /
+#: Python logging's formats (``[warning  ]``, ``WARNING -``, ``level=error``, ``Traceback``)
+ALERT = re.compile(
+    r"(?i:\[(warn|warning|error|critical|exception)\s*\]|\blevel=(warning|error|critical)\b)"
+    r"|\b(WARNING|ERROR|CRITICAL|FATAL)\b|^Traceback "
+)
+#: ... but not the libraries' deprecation notices (``[py.warnings] category=DeprecationWarning``):
+#: nothing a demo user can act on; they stay in the log file
+NOISE = re.compile(r"category=\w*(Deprecat|FutureWarning)")
+
+
+def alert(line: str) -> bool:
+    return bool(ALERT.search(line)) and not NOISE.search(line)
 
 
 def port_free(port: int) -> bool:
@@ -56,14 +77,58 @@ def prepare_airflow_home(home: Path) -> None:
     marker.write_text("ok\n")
 
 
+@contextlib.contextmanager
+def logs_to_file(path: Path, show=alert):
+    """Send everything written to file descriptors 1 and 2 (Airflow's logging, the tasks' output,
+    warnings, subprocesses) to ``path``; echo the lines ``show`` matches to the real stderr as they come."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    read_fd, write_fd = os.pipe()
+    console = os.fdopen(os.dup(saved[1]), "w", buffering=1, errors="replace")
+    shown = [0]
+
+    def pump() -> None:
+        with open(read_fd, "rb") as pipe, open(path, "ab") as log:
+            for raw in pipe:
+                log.write(raw)
+                log.flush()
+                line = raw.decode(errors="replace")
+                if show(line):
+                    console.write(line)
+                    shown[0] += 1
+
+    thread = threading.Thread(target=pump, name="demo-log", daemon=True)
+    thread.start()
+    os.dup2(write_fd, 1)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    try:
+        yield shown
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)  # the pipe's last writers close: the pump thread ends
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        thread.join(30)
+        console.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conf", default="{}", help="DAG run conf (Params) as JSON")
-    parser.add_argument("--keep-twin", action="store_true", help="leave the twin running")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print every log line (default: warnings and errors)"
+    )
+    parser.add_argument(
+        "--keep-twin", action="store_true", help="leave the twin running, so the report stays reachable"
+    )
     args = parser.parse_args(argv)
     conf = json.loads(args.conf)
 
-    prepare_airflow_home(Path(os.environ.get("AIRFLOW_HOME") or ROOT / ".airflow").resolve())
+    prepare_airflow_home(Path(os.environ.get("AIRFLOW_HOME") or ROOT / ".airflow-demo").resolve())
     sys.path.insert(0, str(ROOT))
     from aws_twin.testing import start_twin
 
@@ -82,20 +147,56 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    # the evaluate task's "Report" link: the twin's object viewer, with its token
+    os.environ["AWS_TWIN_VIEWER_TOKEN"] = twin.viewer_token
+    log_path = Path(os.environ["AIRFLOW_HOME"]) / "demo.log"
     try:
-        summary = run_pipeline(conf)
+        if args.verbose:
+            summary = run_pipeline(conf)
+            report(summary)
+        else:
+            log_path.write_text("")
+            print(f"running {DAG_ID} (a few minutes; warnings and errors only, -v for all); log: {log_path}")
+            with logs_to_file(log_path):
+                summary = run_pipeline(conf)
+            report(summary)
+            print(f"full log: {log_path}")
         summary["seconds"] = round(time.perf_counter() - started, 1)
         violations = twin.control("state").get("violations", [])
         if violations:
             summary["twin_violations"] = violations
     finally:
         if args.keep_twin:
-            print(f"twin left running at {twin.url} (pid {twin.process.pid})", flush=True)
+            print(
+                f"\naws_twin left running at {twin.url} (pid {twin.process.pid}); the report stays "
+                f"reachable until you stop it: kill {twin.process.pid}",
+                flush=True,
+            )
         else:
             twin.stop()
+    if summary.get("report_url") and not args.keep_twin:
+        print("(the twin has stopped: `make demo KEEP=1` keeps it, and the report link, up)")
 
-    print(json.dumps(summary), flush=True)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("task_states", "metrics")}), flush=True)
     return 0 if summary["state"] == "success" else 1
+
+
+def report(summary: dict) -> None:
+    """What the run did, for a person: task states, metrics, where the report is."""
+    print("\ntask states:", flush=True)
+    for task_id, state in summary["task_states"].items():
+        print(f"  {task_id:24} {state}")
+    metrics = summary.get("metrics") or {}
+    if metrics:
+        shown = {k: metrics[k] for k in ("auc", "accuracy", "precision", "recall", "f1") if k in metrics}
+        print(f"\ntest metrics: {json.dumps(shown)}")
+        print(f"model package: {summary.get('model_package_arn')}")
+    if summary.get("report_uri"):
+        print(f"\nreport (HTML): {summary.get('report_url') or '(no link)'}")
+        print(f"          S3: {summary['report_uri']}")
+    if summary.get("quality_gate"):
+        print(f"quality gate: {summary['quality_gate']}")
+    sys.stdout.flush()
 
 
 def run_pipeline(conf: dict) -> dict:
@@ -124,19 +225,9 @@ def run_pipeline(conf: dict) -> dict:
     metrics = xcoms.get(("evaluate", "metrics")) or {}
     smoke = xcoms.get(("smoke_test", "return_value")) or {}
     state = dagrun.state.value if hasattr(dagrun.state, "value") else str(dagrun.state)
-    print("\ntask states:", flush=True)
-    for task_id in (
-        [t.task_id for t in dag.topological_sort()] if hasattr(dag, "topological_sort") else states
-    ):
-        print(f"  {task_id:24} {states.get(task_id)}", flush=True)
-    if metrics:
-        print(
-            f"\ntest metrics: {json.dumps({k: metrics[k] for k in ('auc', 'accuracy', 'precision', 'recall', 'f1')})}"
-        )
-        print(f"report: {xcoms.get(('evaluate', 'report_uri'))}")
-        print(f"model package: {xcoms.get(('register_model', 'return_value'))}")
+    order = [t.task_id for t in dag.topological_sort()] if hasattr(dag, "topological_sort") else list(states)
     predictions = smoke.get("sample_predictions") or []
-    return {
+    summary = {
         "dag_id": DAG_ID,
         "run_id": dagrun.run_id,
         "state": state,
@@ -146,10 +237,16 @@ def run_pipeline(conf: dict) -> dict:
         "prediction": predictions[0] if predictions else None,
         "sample_predictions": predictions[:5],
         "report_uri": xcoms.get(("evaluate", "report_uri")),
+        # the evaluate task's "Report" extra link (the twin's object viewer, with its token)
+        "report_url": xcoms.get(("evaluate", "_link_S3ReportLink")) or None,
         "model_package_arn": xcoms.get(("register_model", "return_value")),
         "quality_gate": (xcoms.get(("quality_gate", "gate_verdict")) or {}).get("message"),
         "failed_tasks": sorted(t for t, s in states.items() if s in ("failed", "upstream_failed")),
     }
+    # for report(); not in the JSON line
+    summary["task_states"] = {t: states.get(t) for t in order}
+    summary["metrics"] = metrics
+    return summary
 
 
 if __name__ == "__main__":

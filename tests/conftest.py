@@ -53,6 +53,8 @@ def twin(tmp_path_factory) -> RunningTwin:
     log = tmp_path_factory.mktemp("twin") / "twin.log"
     running = start_twin(0, log_path=str(log))
     os.environ["AWS_TWIN_URL"] = running.url
+    # the twin's object viewer token, as make up / make demo pass it to Airflow (S3ReportLink reads it)
+    os.environ["AWS_TWIN_VIEWER_TOKEN"] = running.viewer_token
     yield running
     try:
         violations = running.control("state").get("violations", [])

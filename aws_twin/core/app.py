@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import hmac
 import io
 import json
 import logging
@@ -147,6 +148,7 @@ class Twin:
         strict: bool = False,
         work_dir: str | None = None,
         review_token: str | None = None,
+        viewer_token: str | None = None,
     ):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -157,6 +159,8 @@ class Twin:
         self.faults = faults or FaultInjector()
         self.work_dir = work_dir
         self.review_token = review_token
+        #: token of the S3 object viewer (``GET /_twin/s3/<bucket>/<key>?token=``); None: viewer off
+        self.viewer_token = viewer_token
         self.violations: list[str] = []
         #: "<access key> <service>:<operation>" -> count of the client calls received (not the
         #: twin's own): what a caller did, e.g. to check an IAM policy covers it
@@ -300,6 +304,8 @@ class Twin:
     # ---- control endpoints ----------------------------------------------------------------
     def control(self, request: Request) -> Response:
         path = request.path
+        if path.startswith("/_twin/s3/"):
+            return self.view_object(request)
         if path == "/_twin/health":
             return _json({"status": "ok", "url": self.url})
         if path == "/_twin/reset" and request.method == "POST":
@@ -322,6 +328,42 @@ class Twin:
                 self.faults.set_rules([])
             return _json({"rules": self.faults.rules(), "counters": dict(self.faults.counters)})
         return _json({"error": f"no control endpoint {path}"}, 404)
+
+    def view_object(self, request: Request) -> Response:
+        """``GET /_twin/s3/<bucket>/<key>?token=T``: an S3 object for a browser, with its content type
+        (what the S3 console's "Open" does on AWS, where a signed-in user needs no token). Read-only;
+        403 without the viewer token, 404 when the object does not exist."""
+        if request.method not in ("GET", "HEAD"):
+            return _json({"error": "only GET and HEAD"}, 405)
+        supplied = request.args.get("token") or request.headers.get("X-Twin-Viewer-Token") or ""
+        expected = self.viewer_token or ""
+        if not expected or not hmac.compare_digest(supplied.encode(), expected.encode()):
+            return _json({"error": "a valid viewer token is required (?token=, printed at start-up)"}, 403)
+        bucket, _, key = request.path.removeprefix("/_twin/s3/").partition("/")
+        if not bucket or not key:
+            return _json({"error": "expected /_twin/s3/<bucket>/<key>"}, 400)
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = self.client("s3").get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = 404 if code in ("NoSuchKey", "NoSuchBucket", "404") else 502
+            return _json({"error": f"s3://{bucket}/{key}: {code}"}, status)
+        body = obj["Body"].read()
+        return Response(
+            b"" if request.method == "HEAD" else body,
+            200,
+            content_type=obj.get("ContentType") or "application/octet-stream",
+            headers={
+                "Content-Length": str(len(body)),
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                # the object is data, not the twin's page: no scripts, no access to the twin's origin
+                "Content-Security-Policy": "sandbox",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
 
 
 class _MotoCall:

@@ -53,5 +53,6 @@ def get_provider_info() -> dict:
             f"{_P}.links.a2i.A2IHumanLoopLink",
             f"{_P}.links.a2i.A2IHumanTaskUiLink",
             f"{_P}.links.a2i.A2IReviewPageLink",
+            f"{_P}.links.s3.S3ReportLink",
         ],
     }

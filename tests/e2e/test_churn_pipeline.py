@@ -159,6 +159,28 @@ def test_churn_run_succeeds_and_leaves_data_model_and_report(churn_run, twin):
     assert read(twin, evaluation["roc_uri"]).startswith(b"\x89PNG")
 
 
+def test_evaluate_report_link_opens_the_report_in_a_browser(churn_run, twin):
+    """The evaluate task's "Report" extra link (XCom ``_link_S3ReportLink``, what the UI shows): on
+    the twin, its object viewer with the viewer token; it serves the real report.html (with the AUC
+    of metrics.json), and nothing without the token."""
+    import urllib.error
+    import urllib.request
+
+    evaluation = churn_run.xcom("evaluate")
+    link = churn_run.xcom("evaluate", "_link_S3ReportLink")
+    bucket, key = s3_uri(evaluation["report_uri"])
+    assert link and link.startswith(f"{twin.url}/_twin/s3/{bucket}/"), link
+    with urllib.request.urlopen(link, timeout=30) as resp:
+        assert resp.headers["Content-Type"].startswith("text/html")
+        page = resp.read().decode()
+    assert page == read(twin, evaluation["report_uri"]).decode()
+    auc = json.loads(read(twin, evaluation["metrics_uri"]))["auc"]
+    assert f"{auc:.4f}" in page
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(link.split("?", 1)[0], timeout=30)
+    assert refused.value.code == 403
+
+
 def test_churn_model_reaches_auc_and_endpoint_answers_like_the_artifact(churn_run, twin):
     evaluation = churn_run.xcom("evaluate")
     booster = load_model(twin, evaluation["model_artifact"])

@@ -229,6 +229,7 @@ def deployment(pg_database, tmp_path_factory):
     started = time.monotonic()
     twin = start_twin(0, log_path=str(tmp / "twin.log"))
     dep = Deployment(tmp, pg_database, twin.url)
+    dep.env["AWS_TWIN_VIEWER_TOKEN"] = twin.viewer_token  # as make up passes it to Airflow
     dep.twin = twin
     try:
         migrate = dep.airflow("db", "migrate")
@@ -335,6 +336,14 @@ def test_dag_run_through_the_rest_api_with_deferrals_resumed_by_the_triggerer(de
     assert "auc" in json.dumps(metrics)
     endpoint = dep.twin.client("sagemaker").describe_endpoint(EndpointName="churn-xgboost")
     assert endpoint["EndpointStatus"] == "InService"
+
+    # the evaluate task's "Report" extra link, as the UI gets it: the twin's object viewer serving the
+    # report with the AUC of metrics.json (the worker built it with the viewer token in its environment)
+    links = dep.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/evaluate/links")
+    report_url = links["extra_links"]["Report"]
+    assert report_url.startswith(f"{dep.twin.url}/_twin/s3/{bucket}/"), links
+    with urllib.request.urlopen(report_url, timeout=30) as resp:
+        assert f"{metrics['auc']:.4f}" in resp.read().decode()
 
     # every AWS call the Airflow processes made is an action the MWAA execution role policy allows
     calls = sorted(

@@ -104,7 +104,7 @@ def test_airflow_environment(services):
     # the scheduler's workers reach the Execution API of the api-server service
     api = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
     assert api.hostname == "airflow-apiserver" and api.path == "/execution/"
-    assert f"{api.port}:{api.port}" in services["airflow-apiserver"]["ports"]
+    assert f"127.0.0.1:{api.port}:{api.port}" in services["airflow-apiserver"]["ports"]
     # every Airflow process signs/validates task tokens with the same secret: one environment
     for name, service in _airflow_services(services).items():
         assert service["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"] == env["AIRFLOW__API_AUTH__JWT_SECRET"]
@@ -124,7 +124,7 @@ def test_aws_default_connection_points_at_the_twin_service(services):
     assert cmd[0] == "serve" and twin["entrypoint"] == ["python", "-m", "aws_twin"]
     assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
     assert int(cmd[cmd.index("--port") + 1]) == endpoint.port
-    assert f"{endpoint.port}:{endpoint.port}" in twin["ports"]
+    assert f"127.0.0.1:{endpoint.port}:{endpoint.port}" in twin["ports"]
     assert f":{endpoint.port}/" in " ".join(twin["healthcheck"]["test"])
     assert conn.extra_dejson["region_name"]
     # the twin service runs this repository's code
@@ -181,3 +181,14 @@ def test_depends_on_targets_exist_and_healthchecks_are_present(compose, services
     # the scheduler's health endpoint is only served when enabled
     assert services["airflow-scheduler"]["environment"]["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "True"
     assert services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+
+
+def test_published_ports_bind_127_0_0_1_only(services):
+    """No login worth the name (every user admin, a fixed JWT secret, the twin's open S3): nothing is
+    published beyond this machine."""
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    assert {"airflow-apiserver", "aws-twin"} <= set(published)
+    for name, ports in published.items():
+        for port in ports:
+            spec = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
+            assert spec.startswith("127.0.0.1:") and spec.count(":") == 2, f"{name}: {port}"

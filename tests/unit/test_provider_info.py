@@ -147,6 +147,9 @@ def test_links_format_console_urls():
     assert links["TextractResultLink"].format_link(**conf, bucket="b", key="out/a b.json") == (
         "https://s3.console.aws.amazon.com/s3/object/b?region=eu-west-1&prefix=out%2Fa%20b.json"
     )
+    assert links["S3ReportLink"].format_link(**conf, bucket="b", key="runs/r 1/report.html") == (
+        "https://s3.console.aws.amazon.com/s3/object/b?region=eu-west-1&prefix=runs%2Fr%201%2Freport.html"
+    )
     assert len({link.key for link in links.values()}) == len(links)
     assert len({link.name for link in links.values()}) == len(links)
 
