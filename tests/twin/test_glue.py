@@ -236,10 +236,11 @@ def test_max_retries_starts_new_attempts(glue, s3, gbucket):
 
 
 def test_timeout_kills_the_run(tmp_path):
-    """A twin of its own where a Timeout minute lasts three seconds (AWS_TWIN_GLUE_MINUTE_SECONDS)."""
+    """A twin of its own where a Timeout minute lasts six seconds (AWS_TWIN_GLUE_MINUTE_SECONDS): long
+    enough for the job to start and record its pid on a loaded machine, short enough to time out."""
     from aws_twin.testing import start_twin
 
-    fast = start_twin(0, env={"AWS_TWIN_GLUE_MINUTE_SECONDS": "3"}, log_path=str(tmp_path / "twin.log"))
+    fast = start_twin(0, env={"AWS_TWIN_GLUE_MINUTE_SECONDS": "6"}, log_path=str(tmp_path / "twin.log"))
     try:
         s3, glue = fast.client("s3"), fast.client("glue")
         s3.create_bucket(Bucket="timeout-bucket")
