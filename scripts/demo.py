@@ -121,20 +121,20 @@ def run_pipeline(conf: dict) -> dict:
             ).all()
         }
     states = {ti.task_id: (str(getattr(ti.state, "value", ti.state)) if ti.state else None) for ti in tis}
-    metrics = xcoms.get(("evaluate", "metrics")) or {}
-    smoke = xcoms.get(("smoke_test", "return_value")) or {}
+    metrics = xcoms.get(("evaluate.evaluate", "metrics")) or {}
+    smoke = xcoms.get(("deploy.smoke_test", "return_value")) or {}
     state = dagrun.state.value if hasattr(dagrun.state, "value") else str(dagrun.state)
     print("\ntask states:", flush=True)
     for task_id in (
         [t.task_id for t in dag.topological_sort()] if hasattr(dag, "topological_sort") else states
     ):
-        print(f"  {task_id:24} {states.get(task_id)}", flush=True)
+        print(f"  {task_id:32} {states.get(task_id)}", flush=True)
     if metrics:
         print(
             f"\ntest metrics: {json.dumps({k: metrics[k] for k in ('auc', 'accuracy', 'precision', 'recall', 'f1')})}"
         )
-        print(f"report: {xcoms.get(('evaluate', 'report_uri'))}")
-        print(f"model package: {xcoms.get(('register_model', 'return_value'))}")
+        print(f"report: {xcoms.get(('evaluate.evaluate', 'report_uri'))}")
+        print(f"model package: {xcoms.get(('deploy.register_model', 'return_value'))}")
     predictions = smoke.get("sample_predictions") or []
     return {
         "dag_id": DAG_ID,
@@ -145,9 +145,9 @@ def run_pipeline(conf: dict) -> dict:
         "endpoint_name": smoke.get("endpoint_name"),
         "prediction": predictions[0] if predictions else None,
         "sample_predictions": predictions[:5],
-        "report_uri": xcoms.get(("evaluate", "report_uri")),
-        "model_package_arn": xcoms.get(("register_model", "return_value")),
-        "quality_gate": (xcoms.get(("quality_gate", "gate_verdict")) or {}).get("message"),
+        "report_uri": xcoms.get(("evaluate.evaluate", "report_uri")),
+        "model_package_arn": xcoms.get(("deploy.register_model", "return_value")),
+        "quality_gate": (xcoms.get(("evaluate.quality_gate", "gate_verdict")) or {}).get("message"),
         "failed_tasks": sorted(t for t, s in states.items() if s in ("failed", "upstream_failed")),
     }
 
