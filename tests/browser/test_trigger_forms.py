@@ -85,6 +85,23 @@ def _screenshot(page, path: Path) -> None:
         print(f"no screenshot ({exc!r})")
 
 
+def _sections_requiring(form) -> list[str]:
+    """The form's collapsible sections (one open at a time) holding a field that says REQUIRED, for
+    the message of a failure (the culprit of a disabled button may sit in a collapsed section)."""
+    found = []
+    try:
+        sections = form.locator("button[aria-expanded]")
+        for index in range(sections.count()):
+            section = sections.nth(index)
+            if section.get_attribute("aria-expanded", timeout=10_000) == "false":
+                section.click(timeout=10_000)
+            if form.get_by_text(REQUIRED).count():
+                found.append(section.inner_text(timeout=10_000).strip())
+    except Exception as exc:  # a diagnostic: never masks the failure it explains
+        found.append(f"(could not open every section: {exc!r})")
+    return found
+
+
 @pytest.mark.parametrize("dag_id", DAG_IDS)
 def test_dag_runs_from_its_trigger_form_with_the_defaults(dag_id, airflow, page, tmp_path):
     dep = airflow
@@ -95,7 +112,7 @@ def test_dag_runs_from_its_trigger_form_with_the_defaults(dag_id, airflow, page,
     try:
         page.goto(f"{dep.url}/dags/{dag_id}")
         # the simple auth manager with all admins logs the browser in by itself (/auth/... then back)
-        page.wait_for_url(f"**/dags/{dag_id}", timeout=60_000)
+        page.wait_for_url(f"**/dags/{dag_id}")
         page.get_by_role("button", name="Trigger Dag").click()
         form = page.get_by_role("dialog")
         form.wait_for()
@@ -106,17 +123,13 @@ def test_dag_runs_from_its_trigger_form_with_the_defaults(dag_id, airflow, page,
         required = form.get_by_text(REQUIRED)
         assert required.count() == 0, f"{required.count()} field(s) say '{REQUIRED}' with the defaults"
         if not trigger.is_enabled():
-            # the culprit may sit in a collapsed section: open them all for the message and screenshot
-            for section in form.locator("button[aria-expanded='false']").all():
-                section.click()
-            page.wait_for_timeout(1_000)
             raise AssertionError(
-                f"the form's Trigger button is disabled with the defaults; {required.count()} field(s) "
-                f"say '{REQUIRED}' once every section is open (screenshot: {shot})"
+                "the form's Trigger button is disabled with the defaults; sections with a field that "
+                f"says '{REQUIRED}': {_sections_requiring(form)} (screenshot: {shot})"
             )
         trigger.click()
         # the UI opens the run it created
-        page.wait_for_url(f"**/dags/{dag_id}/runs/**", timeout=30_000)
+        page.wait_for_url(f"**/dags/{dag_id}/runs/**")
         opened = urllib.parse.unquote(page.url.split(f"/dags/{dag_id}/runs/", 1)[1].split("?")[0])
     except BaseException:
         _screenshot(page, shot)
