@@ -148,7 +148,7 @@ def dag_run(num_round: int) -> dict:
                 select(XComModel).where(
                     XComModel.dag_id == DAG_ID,
                     XComModel.run_id == dagrun.run_id,
-                    XComModel.task_id == "evaluate",
+                    XComModel.task_id == "evaluate.evaluate",
                     XComModel.key == "metrics",
                 )
             ).first()
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             f"test AUC {dag['test_auc']}"
         )
         for task_id, seconds in sorted(dag["task_s"].items(), key=lambda kv: -kv[1]):
-            print(f"  {task_id:24} {seconds:7.2f} s")
+            print(f"  {task_id:32} {seconds:7.2f} s")
         print(f"  ratio DAG / plain script: {dag['wall_s'] / max(plain['total_s'], 1e-9):.0f}x")
     print(json.dumps(results))
     return 0

@@ -15,7 +15,7 @@ from datetime import timedelta
 from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
 from airflow.providers.amazon.aws.utils.sagemaker import ApprovalStatus
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
 from aws_ml_provider.decorators.report import report_task
 from aws_ml_provider.operators.sagemaker_deploy import (
     SageMakerEndpointConfigIfAbsentOperator,
@@ -28,6 +28,8 @@ from aws_ml_provider.utils.paths import include_path
 
 DAG_ID = "churn_xgboost_pipeline"
 AWS_CONN_ID = "aws_default"
+#: task groups: task ids are "<group>.<task>" (train, one task, is not in a group)
+PREPARE, EVALUATE, DEPLOY = "prepare", "evaluate", "deploy"
 
 #: seconds between status checks of the deferred waits (Glue run, training job, endpoint). 30 s
 #: suits AWS, where each step takes minutes; the offline twin's tests and demo set a few seconds.
@@ -69,6 +71,9 @@ ENDPOINT_INSTANCE_TYPES = ["ml.t2.medium", "ml.m5.large", "ml.m5.xlarge", "ml.c5
 
 DOC_MD = """
 ### Churn prediction with XGBoost on Glue + SageMaker
+
+Task groups: **prepare** (resolve_config, setup, preprocess) -> **train** -> **evaluate** (evaluate,
+quality_gate) -> **deploy** (register_model .. smoke_test); task ids are `<group>.<task>`.
 
 1. **setup** - creates the bucket if absent, stages the bundled churn CSV (`include/data/mlc_churn.csv`,
    MIT, from R's *modeldata*) to the default dataset URI when it is absent, uploads the Glue script
@@ -123,8 +128,8 @@ default_args = {
     doc_md=DOC_MD,
     params={
         "dataset_uri": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             pattern=r"^$|^s3://[^/]+/.+$",
             title="Dataset CSV (S3 URI)",
             description="CSV with a header row. Empty: s3://<bucket>/churn/raw/mlc_churn.csv, the bundled "
@@ -185,19 +190,22 @@ default_args = {
             20, type="integer", minimum=1, maximum=500, title="Smoke test rows sent to the endpoint"
         ),
         "bucket": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="S3 bucket",
             description="Empty: Variable ml_bucket (else aws-ml-provider-demo).",
         ),
         "sagemaker_role_arn": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="SageMaker execution role ARN",
             description="Empty: Variable sagemaker_role_arn.",
         ),
         "glue_role_arn": Param(
-            "", type="string", title="Glue job role ARN", description="Empty: Variable glue_role_arn."
+            None,
+            type=["null", "string"],
+            title="Glue job role ARN",
+            description="Empty: Variable glue_role_arn.",
         ),
     },
 )
@@ -276,44 +284,45 @@ def churn_xgboost_pipeline():
         )
         return {"dataset_uri": dataset_uri, "staged": staged, "glue_script_uri": glue_script_uri}
 
-    cfg = resolve_config()
-    prepared = setup(cfg["bucket"], cfg["dataset_uri"], cfg["glue_script_uri"], cfg["region"])
-
-    preprocess = GlueJobOperator(
-        task_id="preprocess",
-        job_name=GLUE_JOB_NAME,
-        job_desc="Churn CSV -> validated, one-hot encoded train/validation/test CSVs for XGBoost",
-        script_location=cfg["glue_script_uri"],
-        iam_role_arn=cfg["glue_role_arn"],
-        num_of_dpus=0.0625,
-        create_job_kwargs={
-            "Command": {
-                "Name": "pythonshell",
-                "PythonVersion": "3.9",
-                "ScriptLocation": cfg["glue_script_uri"],
+    with TaskGroup(PREPARE, tooltip="Names and URIs of the run; bucket, data and script in S3; Glue"):
+        cfg = resolve_config()
+        prepared = setup(cfg["bucket"], cfg["dataset_uri"], cfg["glue_script_uri"], cfg["region"])
+        preprocess = GlueJobOperator(
+            task_id="preprocess",
+            job_name=GLUE_JOB_NAME,
+            job_desc="Churn CSV -> validated, one-hot encoded train/validation/test CSVs for XGBoost",
+            script_location=cfg["glue_script_uri"],
+            iam_role_arn=cfg["glue_role_arn"],
+            num_of_dpus=0.0625,
+            create_job_kwargs={
+                "Command": {
+                    "Name": "pythonshell",
+                    "PythonVersion": "3.9",
+                    "ScriptLocation": cfg["glue_script_uri"],
+                },
+                "DefaultArguments": {"library-set": "analytics", "--enable-job-insights": "false"},
+                "Timeout": 60,
             },
-            "DefaultArguments": {"library-set": "analytics", "--enable-job-insights": "false"},
-            "Timeout": 60,
-        },
-        script_args={
-            "--input_uri": cfg["dataset_uri"],
-            "--output_uri": cfg["processed_uri"],
-            "--label_column": "{{ params.label_column }}",
-            "--positive_value": "{{ params.positive_value }}",
-            "--validation_fraction": "{{ params.validation_fraction }}",
-            "--test_fraction": "{{ params.test_fraction }}",
-            "--seed": "{{ params.seed }}",
-        },
-        update_config=True,
-        deferrable=True,
-        verbose=True,
-        waiter_delay=WAITER_DELAY,
-        waiter_max_attempts=WAITER_MAX_ATTEMPTS,
-        stop_job_run_on_kill=True,
-        # a retried try attaches to the run it started (tagged --airflow_task_uuid) instead of starting
-        # a second one (amazon provider 9.34.0's name; later releases call it durable)
-        resume_glue_job_on_retry=True,
-    )
+            script_args={
+                "--input_uri": cfg["dataset_uri"],
+                "--output_uri": cfg["processed_uri"],
+                "--label_column": "{{ params.label_column }}",
+                "--positive_value": "{{ params.positive_value }}",
+                "--validation_fraction": "{{ params.validation_fraction }}",
+                "--test_fraction": "{{ params.test_fraction }}",
+                "--seed": "{{ params.seed }}",
+            },
+            update_config=True,
+            deferrable=True,
+            verbose=True,
+            waiter_delay=WAITER_DELAY,
+            waiter_max_attempts=WAITER_MAX_ATTEMPTS,
+            stop_job_run_on_kill=True,
+            # a retried try attaches to the run it started (tagged --airflow_task_uuid) instead of
+            # starting a second one (amazon provider 9.34.0's name; later releases call it durable)
+            resume_glue_job_on_retry=True,
+        )
+        prepared >> preprocess
 
     train = SageMakerTrainingAttachOperator(
         task_id="train",
@@ -415,6 +424,11 @@ def churn_xgboost_pipeline():
             "metrics": metrics,
             "model_artifact": artifact,
             "training_job_name": description["TrainingJobName"],
+            # what the deploy group registers and runs the model with: the image and role it was
+            # trained with, and the test split the smoke test replays
+            "image_uri": description["AlgorithmSpecification"]["TrainingImage"],
+            "role_arn": description["RoleArn"],
+            "test_uri": test_uri,
             "counts": schema.get("counts", {}),
             **out,
         }
@@ -452,62 +466,6 @@ def churn_xgboost_pipeline():
             },
         }
 
-    ev = evaluate(train.output, cfg["test_uri"], cfg["schema_uri"], cfg["evaluation_uri"])
-    gate = quality_gate(ev["metrics"])
-
-    register = SageMakerRegisterModelVersionIdempotentOperator(
-        task_id="register_model",
-        image_uri=cfg["image_uri"],
-        model_url=ev["model_artifact"],
-        package_group_name="{{ params.model_package_group }}",
-        package_group_desc="Churn XGBoost models registered by the churn_xgboost_pipeline DAG",
-        package_desc="Churn XGBoost, training job {{ ti.xcom_pull(task_ids='resolve_config', key='training_job_name') }}",
-        model_approval=ApprovalStatus.APPROVED,
-        run_key=cfg["training_job_name"],
-        extras={
-            "ModelMetrics": {
-                "ModelQuality": {
-                    "Statistics": {"ContentType": "application/json", "S3Uri": ev["metrics_uri"]}
-                }
-            },
-            "CustomerMetadataProperties": gate["model_metadata"],
-        },
-        outlets=[MODEL_PACKAGE_ASSET],
-    )
-
-    create_model = SageMakerModelIfAbsentOperator(
-        task_id="create_model",
-        config={
-            "ModelName": cfg["model_name"],
-            "ExecutionRoleArn": cfg["role_arn"],
-            # deploy exactly the version that passed the gate and was registered (approved)
-            "PrimaryContainer": {"ModelPackageName": register.output},
-        },
-    )
-
-    endpoint_config = SageMakerEndpointConfigIfAbsentOperator(
-        task_id="create_endpoint_config",
-        config={
-            "EndpointConfigName": cfg["endpoint_config_name"],
-            "ProductionVariants": [
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": cfg["model_name"],
-                    "InitialInstanceCount": 1,
-                    "InstanceType": "{{ params.endpoint_instance_type }}",
-                    "InitialVariantWeight": 1.0,
-                }
-            ],
-            "DataCaptureConfig": {
-                "EnableCapture": True,
-                "InitialSamplingPercentage": 100,
-                "DestinationS3Uri": cfg["datacapture_uri"],
-                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-                "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
-            },
-        },
-    )
-
     @task.branch
     def choose_endpoint_action() -> str:
         """create_endpoint when the endpoint does not exist, update_endpoint when it is in service."""
@@ -522,34 +480,17 @@ def churn_xgboost_pipeline():
         except ClientError as error:
             if is_not_found(error):
                 print(f"endpoint {name} does not exist: creating it")
-                return "create_endpoint"
+                return f"{DEPLOY}.create_endpoint"
             raise
         if status in ("InService", "OutOfService"):
             print(f"endpoint {name} is {status}: updating it in place")
-            return "update_endpoint"
+            return f"{DEPLOY}.update_endpoint"
         if status == "Failed":
             print(f"endpoint {name} is Failed (it cannot be updated): deleting it, then creating it")
             hook.conn.delete_endpoint(EndpointName=name)
-            return "create_endpoint"
+            return f"{DEPLOY}.create_endpoint"
         # Creating / Updating / SystemUpdating / RollingBack / Deleting: let the retry (with backoff) wait
         raise RuntimeError(f"endpoint {name} is {status}; it can be deployed to once that finishes")
-
-    endpoint_args = {
-        "config": {
-            "EndpointName": "{{ params.endpoint_name }}",
-            "EndpointConfigName": cfg["endpoint_config_name"],
-        },
-        "deferrable": True,
-        "check_interval": WAITER_DELAY,
-        "max_ingestion_time": 7200,
-        "do_xcom_push": False,
-    }
-    create_endpoint = SageMakerEndpointOperator(
-        task_id="create_endpoint", operation="create", **endpoint_args
-    )
-    update_endpoint = SageMakerEndpointOperator(
-        task_id="update_endpoint", operation="update", **endpoint_args
-    )
 
     @task(trigger_rule="none_failed_min_one_success", outlets=[ENDPOINT_ASSET])
     def smoke_test(test_uri: str, predictions_uri: str, endpoint_config_name: str) -> dict:
@@ -615,19 +556,87 @@ def churn_xgboost_pipeline():
             "sample_predictions": [round(p, 6) for p in answers],
         }
 
-    action = choose_endpoint_action()
-    smoke = smoke_test(cfg["test_uri"], ev["predictions_uri"], cfg["endpoint_config_name"])
+    with TaskGroup(EVALUATE, tooltip="Test-split metrics, ROC curve and report; the quality gate"):
+        ev = evaluate(train.output, cfg["test_uri"], cfg["schema_uri"], cfg["evaluation_uri"])
+        gate = quality_gate(ev["metrics"])
 
-    prepared >> preprocess >> train
-    (
-        gate
-        >> register
-        >> create_model
-        >> endpoint_config
-        >> action
-        >> [create_endpoint, update_endpoint]
-        >> smoke
-    )
+    with TaskGroup(DEPLOY, tooltip="Register the model version, deploy it to the endpoint, smoke test"):
+        register = SageMakerRegisterModelVersionIdempotentOperator(
+            task_id="register_model",
+            image_uri=ev["image_uri"],
+            model_url=ev["model_artifact"],
+            package_group_name="{{ params.model_package_group }}",
+            package_group_desc="Churn XGBoost models registered by the churn_xgboost_pipeline DAG",
+            package_desc="Churn XGBoost, training job {{ ti.xcom_pull(task_ids='evaluate.evaluate', key='training_job_name') }}",
+            model_approval=ApprovalStatus.APPROVED,
+            run_key=ev["training_job_name"],
+            extras={
+                "ModelMetrics": {
+                    "ModelQuality": {
+                        "Statistics": {"ContentType": "application/json", "S3Uri": ev["metrics_uri"]}
+                    }
+                },
+                "CustomerMetadataProperties": gate["model_metadata"],
+            },
+            outlets=[MODEL_PACKAGE_ASSET],
+        )
+
+        create_model = SageMakerModelIfAbsentOperator(
+            task_id="create_model",
+            config={
+                "ModelName": cfg["model_name"],
+                "ExecutionRoleArn": ev["role_arn"],
+                # deploy exactly the version that passed the gate and was registered (approved)
+                "PrimaryContainer": {"ModelPackageName": register.output},
+            },
+        )
+
+        endpoint_config = SageMakerEndpointConfigIfAbsentOperator(
+            task_id="create_endpoint_config",
+            config={
+                "EndpointConfigName": cfg["endpoint_config_name"],
+                "ProductionVariants": [
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": cfg["model_name"],
+                        "InitialInstanceCount": 1,
+                        "InstanceType": "{{ params.endpoint_instance_type }}",
+                        "InitialVariantWeight": 1.0,
+                    }
+                ],
+                "DataCaptureConfig": {
+                    "EnableCapture": True,
+                    "InitialSamplingPercentage": 100,
+                    "DestinationS3Uri": cfg["datacapture_uri"],
+                    "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                    "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+                },
+            },
+        )
+
+        endpoint_args = {
+            "config": {
+                "EndpointName": "{{ params.endpoint_name }}",
+                "EndpointConfigName": cfg["endpoint_config_name"],
+            },
+            "deferrable": True,
+            "check_interval": WAITER_DELAY,
+            "max_ingestion_time": 7200,
+            "do_xcom_push": False,
+        }
+        create_endpoint = SageMakerEndpointOperator(
+            task_id="create_endpoint", operation="create", **endpoint_args
+        )
+        update_endpoint = SageMakerEndpointOperator(
+            task_id="update_endpoint", operation="update", **endpoint_args
+        )
+
+        action = choose_endpoint_action()
+        smoke = smoke_test(ev["test_uri"], ev["predictions_uri"], cfg["endpoint_config_name"])
+        register >> create_model >> endpoint_config >> action >> [create_endpoint, update_endpoint] >> smoke
+
+    preprocess >> train
+    gate >> register
 
 
 churn_xgboost_pipeline()

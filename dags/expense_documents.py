@@ -123,8 +123,8 @@ def _run_settings(cfg: dict) -> tuple[str, dict]:
 
 def _prefix_param(title: str, name: str, description: str) -> Param:
     return Param(
-        "",
-        type="string",
+        None,
+        type=["null", "string"],
         pattern=r"^$|^s3://[^/]+/.*$",
         title=title,
         description=f"{description} Empty: s3://<Variable ml_bucket>/{DEFAULT_PREFIXES[name]}",
@@ -193,16 +193,16 @@ def _prefix_param(title: str, name: str, description: str) -> Param:
             section="Review",
         ),
         "workteam_arn": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             pattern=r"^$|^arn:aws[a-z-]*:sagemaker:",
             title="A2I private work team ARN",
             description="Empty: Variable a2i_workteam_arn.",
             section="Review",
         ),
         "a2i_role_arn": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             pattern=r"^$|^arn:aws[a-z-]*:iam::",
             title="A2I execution role ARN",
             description="Role A2I assumes to read the documents and write the review output. "

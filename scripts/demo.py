@@ -222,8 +222,8 @@ def run_pipeline(conf: dict) -> dict:
             ).all()
         }
     states = {ti.task_id: (str(getattr(ti.state, "value", ti.state)) if ti.state else None) for ti in tis}
-    metrics = xcoms.get(("evaluate", "metrics")) or {}
-    smoke = xcoms.get(("smoke_test", "return_value")) or {}
+    metrics = xcoms.get(("evaluate.evaluate", "metrics")) or {}
+    smoke = xcoms.get(("deploy.smoke_test", "return_value")) or {}
     state = dagrun.state.value if hasattr(dagrun.state, "value") else str(dagrun.state)
     order = [t.task_id for t in dag.topological_sort()] if hasattr(dag, "topological_sort") else list(states)
     predictions = smoke.get("sample_predictions") or []
@@ -236,11 +236,11 @@ def run_pipeline(conf: dict) -> dict:
         "endpoint_name": smoke.get("endpoint_name"),
         "prediction": predictions[0] if predictions else None,
         "sample_predictions": predictions[:5],
-        "report_uri": xcoms.get(("evaluate", "report_uri")),
+        "report_uri": xcoms.get(("evaluate.evaluate", "report_uri")),
         # the evaluate task's "Report" extra link (the twin's object viewer, with its token)
-        "report_url": xcoms.get(("evaluate", "_link_S3ReportLink")) or None,
-        "model_package_arn": xcoms.get(("register_model", "return_value")),
-        "quality_gate": (xcoms.get(("quality_gate", "gate_verdict")) or {}).get("message"),
+        "report_url": xcoms.get(("evaluate.evaluate", "_link_S3ReportLink")) or None,
+        "model_package_arn": xcoms.get(("deploy.register_model", "return_value")),
+        "quality_gate": (xcoms.get(("evaluate.quality_gate", "gate_verdict")) or {}).get("message"),
         "failed_tasks": sorted(t for t, s in states.items() if s in ("failed", "upstream_failed")),
     }
     # for report(); not in the JSON line

@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from tests.deployment import deployment, pg_database  # noqa: F401  (fixtures: tests/deployment.py)
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -93,10 +93,10 @@ def test_churn_pipeline_waits_are_deferred_and_gate_does_not_retry(no_network):
     bag, _ = parse(DAGS_DIR / "churn_xgboost_pipeline.py")
     dag = bag.dags["churn_xgboost_pipeline"]
     tasks = dag.task_dict
-    for task_id in ("preprocess", "train", "create_endpoint", "update_endpoint"):
+    for task_id in ("prepare.preprocess", "train", "deploy.create_endpoint", "deploy.update_endpoint"):
         assert tasks[task_id].deferrable, f"{task_id} holds a worker while it waits"
-    assert tasks["quality_gate"].retries == 0
-    assert tasks["smoke_test"].trigger_rule == "none_failed_min_one_success"
+    assert tasks["evaluate.quality_gate"].retries == 0
+    assert tasks["deploy.smoke_test"].trigger_rule == "none_failed_min_one_success"
     assert dag.max_active_runs == 1 and dag.schedule is None
     assert {a.name for t in dag.tasks for a in t.outlets} == {
         "churn_xgboost_model_package",
@@ -105,6 +105,27 @@ def test_churn_pipeline_waits_are_deferred_and_gate_does_not_retry(no_network):
     # every Param default validates, so the trigger form opens with a runnable configuration
     dag.params.validate()
     assert dag.params["quality_threshold"] == 0.9
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=[p.name for p in DAG_FILES])
+def test_optional_params_are_nullable_so_the_trigger_form_does_not_require_them(path, no_network):
+    """Airflow's trigger form marks a field required unless its schema type allows "null" (and then
+    keeps the Trigger button disabled while it is empty): a Param without a value must be nullable,
+    and every Param's default must validate (tests/browser/test_trigger_forms.py clicks the form)."""
+    bag, _ = parse(path)
+    for dag_id, dag in bag.dags.items():
+        dag.params.validate()
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            schema_type = param.schema.get("type")
+            form_requires_it = bool(schema_type) and not (
+                isinstance(schema_type, list) and "null" in schema_type
+            )
+            if param.value in (None, ""):
+                assert not form_requires_it, (
+                    f"{dag_id}: Param {name} has no default but its type {schema_type!r} does not allow "
+                    "null: the trigger form requires it (use Param(None, type=['null', ...]))"
+                )
 
 
 def test_a_parse_time_aws_call_is_caught(tmp_path, no_network):

@@ -9,6 +9,9 @@ tests/conftest.py gives the session its own AIRFLOW_HOME (sqlite) before Airflow
   operators run their triggers inline), returning a :class:`DagRunResult` with the run's state, the
   state of every task and its XComs.
 
+``deployment`` and ``pg_database`` (tests/deployment.py): the Airflow components as separate
+processes on PostgreSQL, for tests/e2e/test_deployment.py.
+
 The deferred waits of the DAGs poll every ``AWS_ML_WAITER_DELAY`` seconds (2 here; 30 on AWS).
 """
 
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.deployment import deployment, pg_database  # noqa: F401  (fixtures: tests/deployment.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("AWS_ML_WAITER_DELAY", "2")

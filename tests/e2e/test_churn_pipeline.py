@@ -73,7 +73,7 @@ def invoke(twin, endpoint: str, rows: list[str]) -> list[float]:
 
 
 def config(run, key: str):
-    return run.xcom("resolve_config", key)
+    return run.xcom("prepare.resolve_config", key)
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,8 @@ def gate_run(dag_runner, churn_run):
 
 def test_churn_run_succeeds_and_leaves_data_model_and_report(churn_run, twin):
     assert churn_run.state == "success", churn_run.task_states
-    assert churn_run.task_states["create_endpoint"] == "success"
-    assert churn_run.task_states["update_endpoint"] == "skipped"
+    assert churn_run.task_states["deploy.create_endpoint"] == "success"
+    assert churn_run.task_states["deploy.update_endpoint"] == "skipped"
     s3 = twin.client("s3")
     # the bundled CSV was staged to the default dataset URI of the (new) bucket
     assert config(churn_run, "dataset_uri") == f"s3://{BUCKET}/churn/raw/mlc_churn.csv"
@@ -149,7 +149,7 @@ def test_churn_run_succeeds_and_leaves_data_model_and_report(churn_run, twin):
         assert len(rows[0].split(",")) == 1 + len(schema["feature_columns"])
     s3.head_object(Bucket=BUCKET, Key=s3_uri(f"{processed}/quarantine/rows.jsonl")[1])
 
-    evaluation = churn_run.xcom("evaluate")
+    evaluation = churn_run.xcom("evaluate.evaluate")
     artifact = evaluation["model_artifact"]
     assert artifact.startswith(f"s3://{BUCKET}/churn/runs/") and artifact.endswith("/output/model.tar.gz")
     report = read(twin, evaluation["report_uri"]).decode()
@@ -182,7 +182,7 @@ def test_evaluate_report_link_opens_the_report_in_a_browser(churn_run, twin):
 
 
 def test_churn_model_reaches_auc_and_endpoint_answers_like_the_artifact(churn_run, twin):
-    evaluation = churn_run.xcom("evaluate")
+    evaluation = churn_run.xcom("evaluate.evaluate")
     booster = load_model(twin, evaluation["model_artifact"])
     labels, features, rows = load_test_split(twin, config(churn_run, "test_uri"))
     scores = booster.predict(xgb.DMatrix(features))
@@ -205,7 +205,7 @@ def test_churn_model_reaches_auc_and_endpoint_answers_like_the_artifact(churn_ru
     answers = invoke(twin, ENDPOINT, [rows[i] for i in picked])
     np.testing.assert_allclose(answers, scores[picked], atol=1e-5)
 
-    smoke = churn_run.xcom("smoke_test")
+    smoke = churn_run.xcom("deploy.smoke_test")
     assert smoke["endpoint_name"] == ENDPOINT
     np.testing.assert_allclose(smoke["sample_predictions"], scores[smoke["rows"]], atol=1e-5)
 
@@ -216,11 +216,16 @@ def test_churn_model_version_registered_with_metrics(churn_run, twin):
     assert len(versions) == 1
     package = sm.describe_model_package(ModelPackageName=versions[0]["ModelPackageArn"])
     assert package["ModelApprovalStatus"] == "Approved"
-    assert package["ModelPackageArn"] == churn_run.xcom("register_model")
-    auc = churn_run.xcom("evaluate")["metrics"]["auc"]
+    assert package["ModelPackageArn"] == churn_run.xcom("deploy.register_model")
+    auc = churn_run.xcom("evaluate.evaluate")["metrics"]["auc"]
     assert float(package["CustomerMetadataProperties"]["test_auc"]) == pytest.approx(auc, abs=1e-6)
     container = package["InferenceSpecification"]["Containers"][0]
-    assert container["ModelDataUrl"] == churn_run.xcom("evaluate")["model_artifact"]
+    assert container["ModelDataUrl"] == churn_run.xcom("evaluate.evaluate")["model_artifact"]
+    # registered and deployed with the image and role the model was trained with
+    assert container["Image"] == config(churn_run, "image_uri")
+    model = sm.describe_model(ModelName=config(churn_run, "model_name"))
+    assert model["ExecutionRoleArn"] == config(churn_run, "role_arn")
+    assert model["PrimaryContainer"]["ModelPackageName"] == package["ModelPackageArn"]
     metrics_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
     assert json.loads(read(twin, metrics_uri))["auc"] == auc
     # one training job for the run
@@ -232,8 +237,8 @@ def test_churn_model_version_registered_with_metrics(churn_run, twin):
 def test_other_csv_given_only_params_trains_and_updates_the_endpoint(other_run, other_csv, churn_run, twin):
     assert other_run.state == "success", other_run.task_states
     # the endpoint existed: updated in place, not created again
-    assert other_run.task_states["update_endpoint"] == "success"
-    assert other_run.task_states["create_endpoint"] == "skipped"
+    assert other_run.task_states["deploy.update_endpoint"] == "success"
+    assert other_run.task_states["deploy.create_endpoint"] == "skipped"
     _, sent_rows = other_csv
     schema = json.loads(read(twin, f"{config(other_run, 'processed_uri')}/schema.json"))
     assert schema["label_column"] == "outcome"
@@ -251,12 +256,12 @@ def test_other_csv_given_only_params_trains_and_updates_the_endpoint(other_run, 
     assert endpoint["EndpointConfigName"] == config(other_run, "endpoint_config_name")
     assert endpoint["EndpointConfigName"] != config(churn_run, "endpoint_config_name")
 
-    booster = load_model(twin, other_run.xcom("evaluate")["model_artifact"])
+    booster = load_model(twin, other_run.xcom("evaluate.evaluate")["model_artifact"])
     labels, features, rows = load_test_split(twin, config(other_run, "test_uri"))
     assert booster.num_features() == len(schema["feature_columns"]) == features.shape[1]
     scores = booster.predict(xgb.DMatrix(features))
     assert roc_auc_score(labels, scores) == pytest.approx(
-        other_run.xcom("evaluate")["metrics"]["auc"], abs=1e-4
+        other_run.xcom("evaluate.evaluate")["metrics"]["auc"], abs=1e-4
     )
     np.testing.assert_allclose(invoke(twin, ENDPOINT, rows[:10]), scores[:10], atol=1e-5)
     assert len(sm.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]) == 2
@@ -264,12 +269,17 @@ def test_other_csv_given_only_params_trains_and_updates_the_endpoint(other_run, 
 
 def test_unreachable_gate_stops_the_run_with_the_reason(gate_run, twin):
     assert gate_run.state == "failed"
-    assert gate_run.task_states["evaluate"] == "success"
-    assert gate_run.task_states["quality_gate"] == "failed"
-    for task_id in ("register_model", "create_model", "create_endpoint_config", "choose_endpoint_action"):
+    assert gate_run.task_states["evaluate.evaluate"] == "success"
+    assert gate_run.task_states["evaluate.quality_gate"] == "failed"
+    for task_id in (
+        "deploy.register_model",
+        "deploy.create_model",
+        "deploy.create_endpoint_config",
+        "deploy.choose_endpoint_action",
+    ):
         assert gate_run.task_states[task_id] == "upstream_failed", task_id
-    auc = gate_run.xcom("evaluate")["metrics"]["auc"]
-    verdict = gate_run.xcom("quality_gate", "gate_verdict")
+    auc = gate_run.xcom("evaluate.evaluate")["metrics"]["auc"]
+    verdict = gate_run.xcom("evaluate.quality_gate", "gate_verdict")
     assert verdict["passed"] is False and verdict["value"] == auc
     assert verdict["message"] == f"test auc {auc:.4f} is below the quality gate 0.9990 by {0.999 - auc:.4f}"
     sm = twin.client("sagemaker")
@@ -346,8 +356,8 @@ def test_missing_dataset_fails_fast_without_retries(dag_runner, churn_run, twin)
     missing = f"s3://{BUCKET}/incoming/does-not-exist.csv"
     run = dag_runner(DAG_ID, {**FAST, "dataset_uri": missing, "endpoint_name": f"{ENDPOINT}-missing"})
     assert run.state == "failed"
-    assert run.task_states["setup"] == "failed"
-    assert run.task_states["preprocess"] == "upstream_failed"
+    assert run.task_states["prepare.setup"] == "failed"
+    assert run.task_states["prepare.preprocess"] == "upstream_failed"
     s3 = twin.client("s3")
     with pytest.raises(ClientError) as absent:  # not staged: the bundled data goes to the default URI only
         s3.head_object(Bucket=BUCKET, Key="incoming/does-not-exist.csv")
