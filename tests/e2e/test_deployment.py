@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -121,7 +122,9 @@ def test_dag_run_through_the_rest_api_with_deferrals_resumed_by_the_triggerer(de
 
     # the evaluate task's "Report" extra link, as the UI gets it: the twin's object viewer serving the
     # report with the AUC of metrics.json (the worker built it with the viewer token in its environment)
-    links = dep.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/evaluate.evaluate/links")
+    links = dep.request(
+        "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/evaluate.evaluate/links"
+    )
     report_url = links["extra_links"]["Report"]
     assert report_url.startswith(f"{dep.twin.url}/_twin/s3/{bucket}/"), links
     with urllib.request.urlopen(report_url, timeout=30) as resp:
