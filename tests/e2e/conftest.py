@@ -9,7 +9,7 @@ tests/conftest.py gives the session its own AIRFLOW_HOME (sqlite) before Airflow
   operators run their triggers inline), returning a :class:`DagRunResult` with the run's state, the
   state of every task and its XComs.
 
-The deferred waits of the DAGs poll every ``AWS_ML_WAITER_DELAY`` seconds (2 here; 30 on AWS).
+The deferred waits of the DAGs poll every ``AWS_ML_WAITER_DELAY`` seconds (1 here; 30 on AWS).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-os.environ.setdefault("AWS_ML_WAITER_DELAY", "2")
+os.environ.setdefault("AWS_ML_WAITER_DELAY", "1")
 
 
 @dataclass
