@@ -66,6 +66,7 @@ mwaa-package: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/twin_bench.py
+	$(BIN)/python bench/pipeline_bench.py
 
 lock:
 	grep -vE '^($(DEV_UNPINNED))==' $(MWAA_CONSTRAINTS) > $(VENV)/mwaa-dev-constraints.txt
