@@ -629,9 +629,11 @@ def test_provider_operators_against_the_twin(airflow_aws_conn, sm, runtime, trai
     # deferrable: the operator defers to SageMakerTrigger; the trigger runs as the triggerer runs it
     # (the provider's TrainingJobComplete waiter on an aiobotocore client), then execute_complete reads the job
     deferred_name = _name("op-defer")
+    # 2,000 rounds (seconds of training): the twin's warm workers finish HP_B's 3 rounds before the
+    # operator's first describe, and a finished job is not deferred
     operator = SageMakerTrainingOperator(
         task_id="operator",
-        config=_request(deferred_name, churn["bucket"], HP_B),
+        config=_request(deferred_name, churn["bucket"], {**HP_B, "num_round": "2000"}),
         deferrable=True,
         check_interval=1,
     )
