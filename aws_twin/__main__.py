@@ -83,6 +83,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"aws_twin review page {twin.url}/review/?token={token}", flush=True)
     print(f"aws_twin object viewer {twin.url}/_twin/s3/<bucket>/<key>?token={viewer_token}", flush=True)
     print(f"aws_twin ready {twin.url}", flush=True)
+    twin.warm_up()  # heavy imports (xgboost for training workers and endpoints) in the background
     logging.getLogger("aws_twin").info("started in %.2fs", time.perf_counter() - started)
     try:
         server.serve_forever()

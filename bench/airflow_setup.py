@@ -14,13 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def airflow_env(home: Path) -> None:
-    """Point this process (and the Airflow it imports later) at ``home``; waits polled every 2 s."""
+    """Point this process (and the Airflow it imports later) at ``home``; waits polled every 1 s."""
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ.setdefault("AWS_ML_WAITER_DELAY", "2")
+    os.environ.setdefault("AWS_ML_WAITER_DELAY", "1")
 
 
 def migrate_db() -> bool:

@@ -65,7 +65,7 @@ def prepare_airflow_home(home: Path) -> None:
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ.setdefault("AWS_ML_WAITER_DELAY", "2")
+    os.environ.setdefault("AWS_ML_WAITER_DELAY", "1")
     marker = home / ".demo-migrated"
     if marker.exists() and (home / "airflow.db").exists():
         return

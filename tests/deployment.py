@@ -118,7 +118,7 @@ class Deployment:
                     }
                 ),
                 "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_ML_WAITER_DELAY": "2",
+                "AWS_ML_WAITER_DELAY": "1",
                 "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             }
         )

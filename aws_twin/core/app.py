@@ -219,6 +219,22 @@ class Twin:
             "calls": dict(self.calls),
         }
 
+    def warm_up(self) -> threading.Thread:
+        """Every service's :meth:`TwinService.warm_up`, one after another in a daemon thread (the
+        server calls this once it serves); a failure is logged, and the work is then done when
+        first needed."""
+
+        def run() -> None:
+            for svc in self.services:
+                try:
+                    svc.warm_up()
+                except Exception:
+                    log.exception("warm-up of %s failed", type(svc).__name__)
+
+        thread = threading.Thread(target=run, name="twin-warm-up", daemon=True)
+        thread.start()
+        return thread
+
     def shutdown(self) -> None:
         for svc in self.services:
             svc.shutdown()

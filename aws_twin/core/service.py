@@ -57,6 +57,10 @@ class TwinService:
         """werkzeug ``Rule``s whose endpoint is a callable ``(request, **values) -> Response``."""
         return []
 
+    def warm_up(self) -> None:
+        """Slow preparation (heavy imports, worker pools) done in the background once the server
+        serves, so that the first request needing it does not wait (:meth:`Twin.warm_up`)."""
+
     def shutdown(self) -> None:
         """Stop background work (the server is stopping)."""
 

@@ -12,7 +12,7 @@ tests/conftest.py gives the session its own AIRFLOW_HOME (sqlite) before Airflow
 ``deployment`` and ``pg_database`` (tests/deployment.py): the Airflow components as separate
 processes on PostgreSQL, for tests/e2e/test_deployment.py.
 
-The deferred waits of the DAGs poll every ``AWS_ML_WAITER_DELAY`` seconds (2 here; 30 on AWS).
+The deferred waits of the DAGs poll every ``AWS_ML_WAITER_DELAY`` seconds (1 here; 30 on AWS).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pytest
 from tests.deployment import deployment, pg_database  # noqa: F401  (fixtures: tests/deployment.py)
 
 ROOT = Path(__file__).resolve().parents[2]
-os.environ.setdefault("AWS_ML_WAITER_DELAY", "2")
+os.environ.setdefault("AWS_ML_WAITER_DELAY", "1")
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
 import tarfile
 import time
@@ -239,6 +240,85 @@ def test_training_logs_in_cloudwatch(twin, trained):
     messages = [e["message"] for e in events]
     rounds = [m for m in messages if re.match(r"^\[\d+\]#011train-auc:", m)]
     assert len(rounds) == 40 and rounds[-1].startswith("[39]#011") and "#011validation-auc:" in rounds[-1]
+
+
+def _sagemaker_state(twin) -> dict:
+    return twin.control("state")["services"]["SageMakerService"]
+
+
+def test_workers_fork_from_a_parent_that_imported_xgboost(twin, trained):
+    """The twin pays xgboost's import once: after start-up it starts the training workers'
+    forkserver (which imports xgboost) and imports xgboost for the endpoints, in the background;
+    every job then trains in a process of its own that finds xgboost already imported."""
+    deadline = time.monotonic() + 120
+    state = _sagemaker_state(twin)
+    while not all(state["warm_up"].values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = _sagemaker_state(twin)
+    assert state["warm_up"] == {"training_workers": True, "hosting": True}
+    workers = [state["training_workers"][trained[key]["TrainingJobName"]] for key in ("a", "b")]
+    assert [w["preloaded"] for w in workers] == [True, True]
+    pids = {w["pid"] for w in workers}
+    assert len(pids) == 2 and twin.process.pid not in pids
+    for pid in pids:  # each worker ended with its job
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_stop_and_max_runtime_end_a_training_worker(twin, sm, churn):
+    """StopTrainingJob while the worker trains kills the worker process (Stopping -> Stopped);
+    MaxRuntimeInSeconds stops a job that runs too long (MaxRuntimeExceeded)."""
+    endless = {**HP_B, "num_round": "1000000"}
+    name = _name("stop-mid")
+    sm.create_training_job(**_request(name, churn["bucket"], endless))
+    logs = twin.client("logs")
+    deadline = time.monotonic() + 180
+    worker, rounds = None, []
+    while not rounds and time.monotonic() < deadline:
+        time.sleep(0.3)
+        worker = _sagemaker_state(twin)["training_workers"].get(name)
+        desc = sm.describe_training_job(TrainingJobName=name)
+        assert desc["TrainingJobStatus"] == "InProgress", desc.get("FailureReason")
+        stream = (
+            desc.get("SecondaryStatus") == "Training"
+            and logs.describe_log_streams(
+                logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=name + "/"
+            )["logStreams"]
+        )
+        if worker and stream:
+            events = logs.get_log_events(
+                logGroupName="/aws/sagemaker/TrainingJobs",
+                logStreamName=stream[0]["logStreamName"],
+                startFromHead=True,
+            )["events"]
+            rounds = [e for e in events if re.match(r"^\[\d+\]#011", e["message"])]
+    assert worker and rounds, "the job never started training"
+    os.kill(worker["pid"], 0)  # training, in its own process
+    sm.stop_training_job(TrainingJobName=name)
+    sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName=name, WaiterConfig=WAIT)
+    desc = sm.describe_training_job(TrainingJobName=name)
+    assert desc["TrainingJobStatus"] == "Stopped", desc.get("FailureReason")
+    assert [t["Status"] for t in desc["SecondaryStatusTransitions"]] == [
+        "Starting",
+        "Downloading",
+        "Training",
+        "Stopping",
+        "Stopped",
+    ]
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker["pid"], 0)
+
+    timed = _name("max-runtime")
+    request = _request(timed, churn["bucket"], endless)
+    request["StoppingCondition"] = {"MaxRuntimeInSeconds": 5}
+    sm.create_training_job(**request)
+    sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName=timed, WaiterConfig=WAIT)
+    desc = sm.describe_training_job(TrainingJobName=timed)
+    assert (desc["TrainingJobStatus"], desc["SecondaryStatus"]) == ("Stopped", "MaxRuntimeExceeded")
+    worker = _sagemaker_state(twin)["training_workers"].get(timed)
+    if worker:  # the limit hit while training (not while downloading): the worker is gone too
+        with pytest.raises(ProcessLookupError):
+            os.kill(worker["pid"], 0)
 
 
 def test_non_numeric_column_fails_with_readable_reason(sm, s3, churn):
@@ -549,9 +629,11 @@ def test_provider_operators_against_the_twin(airflow_aws_conn, sm, runtime, trai
     # deferrable: the operator defers to SageMakerTrigger; the trigger runs as the triggerer runs it
     # (the provider's TrainingJobComplete waiter on an aiobotocore client), then execute_complete reads the job
     deferred_name = _name("op-defer")
+    # 2,000 rounds (seconds of training): the twin's warm workers finish HP_B's 3 rounds before the
+    # operator's first describe, and a finished job is not deferred
     operator = SageMakerTrainingOperator(
         task_id="operator",
-        config=_request(deferred_name, churn["bucket"], HP_B),
+        config=_request(deferred_name, churn["bucket"], {**HP_B, "num_round": "2000"}),
         deferrable=True,
         check_interval=1,
     )

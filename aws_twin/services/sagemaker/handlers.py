@@ -15,6 +15,7 @@ import datetime as dt
 from ...core.errors import AwsError
 from ...core.paging import page
 from ...core.service import TwinService
+from . import hosting, workers
 from .hosting import HostingEngine
 from .registry import Registry
 from .training import TrainingEngine, TrainingJob, default_scratch, now
@@ -72,7 +73,19 @@ class SageMakerService(TwinService):
             "models": sorted(self.hosting.models),
             "model_package_groups": sorted(self.registry.groups),
             "captured_records": self.hosting.capture.written,
+            "training_workers": {
+                n: {"pid": j.worker_pid, "preloaded": j.worker_preloaded}
+                for n, j in sorted(self.training.jobs.items())
+                if j.worker_pid is not None
+            },
+            "warm_up": {"training_workers": workers.WARMED.is_set(), "hosting": hosting.WARMED.is_set()},
         }
+
+    def warm_up(self) -> None:
+        """Pay the heavy imports before the first job needs them: the training workers' forkserver
+        (imports xgboost in its own process) and xgboost in this one, for the endpoints."""
+        workers.warm_up()
+        hosting.warm_up()
 
     def shutdown(self) -> None:
         self.training.shutdown()

@@ -5,8 +5,9 @@ PrimaryContainer / first Container's ModelDataUrl, or the ModelDataUrl of the Mo
 InferenceSpecification), or Failed with a FailureReason when the image is not the built-in XGBoost
 or the artifact cannot be downloaded or loaded. UpdateEndpoint -> Updating (the old variants keep
 serving) -> InService with the new ones; a failed update rolls back (InService on the old config,
-FailureReason set), as SageMaker does. Loaded boosters stay in memory per endpoint; xgboost is
-imported on the first load, never at twin start-up.
+FailureReason set), as SageMaker does. Loaded boosters stay in memory per endpoint. xgboost is
+imported in the background once the twin serves (:func:`warm_up`), so that the first endpoint does not
+wait for a cold import (a load before the warm-up is done waits for it, or imports it itself).
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ from .registry import Registry
 from .training import now, split_s3
 
 log = logging.getLogger("aws_twin.sagemaker")
+
+#: set once :func:`warm_up` has imported xgboost in the twin's process (the twin's state reports it)
+WARMED = threading.Event()
+
+
+def warm_up() -> None:
+    """Import xgboost in the twin's process, off the request path."""
+    import xgboost  # noqa: F401
+
+    WARMED.set()
 
 
 @dataclass

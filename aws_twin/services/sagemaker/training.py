@@ -2,8 +2,9 @@
 CloudWatch logs and the model artifact.
 
 A job runs on the twin's background pool: Starting -> Downloading (channels from the twin's S3 to
-the work dir) -> Training (``python -m aws_twin.services.sagemaker.xgb`` in a subprocess, its
-stdout forwarded to CloudWatch Logs ``/aws/sagemaker/TrainingJobs`` stream ``<job>/algo-1-<epoch>``)
+the work dir) -> Training (a worker process forked from a parent that has imported xgboost, see
+``workers.py``; its stdout forwarded to CloudWatch Logs ``/aws/sagemaker/TrainingJobs`` stream
+``<job>/algo-1-<epoch>``)
 -> Uploading (``<S3OutputPath>/<job>/output/model.tar.gz`` holding ``xgboost-model``) -> Completed.
 Failed carries a FailureReason a person can act on; StopTrainingJob kills the worker -> Stopped;
 StoppingCondition.MaxRuntimeInSeconds -> Stopped / MaxRuntimeExceeded.
@@ -18,8 +19,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .images import NOT_XGBOOST, xgboost_version
+from .workers import Worker
 
 log = logging.getLogger("aws_twin.sagemaker")
 
@@ -74,8 +74,12 @@ class TrainingJob:
     end_time: dt.datetime | None = None
     metrics: list[dict] = field(default_factory=list)
     stop_reason: str | None = None  # "user" | "max_runtime"
-    process: subprocess.Popen | None = None
+    process: Worker | None = None
     log_stream: str | None = None
+    #: the job's worker process id, and whether the worker found xgboost imported when it started
+    #: (forked from the warm parent): the twin's state reports both
+    worker_pid: int | None = None
+    worker_preloaded: bool | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -363,13 +367,10 @@ class TrainingEngine:
         spec_path = os.path.join(work, "spec.json")
         with open(spec_path, "w", encoding="utf-8") as fh:
             json.dump(spec, fh)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "aws_twin.services.sagemaker.xgb", spec_path]
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=work, bufsize=1
-        )
+        proc = Worker(spec_path, cwd=work, name=f"training-{job.name}")
         with job.lock:
             job.process = proc
+            job.worker_pid = proc.pid
             stopping = job.stop_reason is not None
         if stopping:
             proc.terminate()
@@ -390,6 +391,7 @@ class TrainingEngine:
             raise JobFailed(
                 f"AlgorithmError: the XGBoost worker exited with code {proc.returncode}: {detail}"
             ) from None
+        job.worker_preloaded = result.get("preloaded")
         if result.get("status") != "ok":
             raise JobFailed(result.get("reason") or "AlgorithmError: training failed")
         return result

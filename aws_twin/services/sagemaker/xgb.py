@@ -1,5 +1,6 @@
 """The built-in XGBoost algorithm, as the twin runs it: data formats, hyperparameters, training
-(in a worker process: ``python -m aws_twin.services.sagemaker.xgb SPEC.json``) and inference.
+(in a worker process forked by ``workers.py``; ``python -m aws_twin.services.sagemaker.xgb SPEC.json``
+runs one by hand) and inference.
 
 Nothing here knows about the wire format or S3: the training engine downloads the channels and
 passes local files (with the ``s3://`` URI each came from, for error messages) in the spec.
@@ -295,7 +296,9 @@ def train(spec: dict) -> dict:
     }
 
 
-def worker_main(spec_path: str) -> int:
+def worker_main(spec_path: str, preloaded: bool = False) -> int:
+    """Train the job of ``spec_path``; write its result JSON (``preloaded``: whether the worker found
+    xgboost already imported, recorded for the twin's state); return the exit code."""
     with open(spec_path, encoding="utf-8") as fh:
         spec = json.load(fh)
     result_path = spec["result_path"]
@@ -308,6 +311,7 @@ def worker_main(spec_path: str) -> int:
     except Exception as exc:  # an algorithm crash: report it like SageMaker's AlgorithmError
         result = {"status": "failed", "reason": f"AlgorithmError: {type(exc).__name__}: {exc}"}
         code = 3
+    result["preloaded"] = preloaded
     if code:
         _say(result["reason"])
     with open(result_path + ".tmp", "w", encoding="utf-8") as fh:

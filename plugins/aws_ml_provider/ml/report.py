@@ -9,13 +9,13 @@ from typing import Any
 
 
 def roc_png(fpr: list[float], tpr: list[float], auc: float, title: str = "ROC curve (test split)") -> bytes:
-    """The ROC curve as PNG bytes (matplotlib, Agg backend, no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    """The ROC curve as PNG bytes: a matplotlib ``Figure`` drawn by the Agg canvas directly (no
+    pyplot, no backend selection, no display needed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(5, 5), dpi=100)
+    FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     axes.plot(fpr, tpr, color="#d9480f", linewidth=2, label=f"XGBoost (AUC = {auc:.4f})")
     axes.plot([0, 1], [0, 1], color="#868e96", linestyle="--", linewidth=1, label="chance")
