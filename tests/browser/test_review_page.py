@@ -34,6 +34,30 @@ def _document() -> tuple[bytes, str, str]:
     return buf.getvalue(), "image/png", "20.00"
 
 
+def _active_flow(sm, name: str, bucket: str, title: str, output: str) -> str:
+    """A task UI from the shipped template and an Active flow definition using it; its ARN."""
+    ui_arn = sm.create_human_task_ui(
+        HumanTaskUiName=f"{name}-ui", UiTemplate={"Content": TEMPLATE.read_text()}
+    )["HumanTaskUiArn"]
+    flow_arn = sm.create_flow_definition(
+        FlowDefinitionName=name,
+        RoleArn="arn:aws:iam::123456789012:role/a2i",
+        HumanLoopConfig={
+            "WorkteamArn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/reviewers",
+            "HumanTaskUiArn": ui_arn,
+            "TaskTitle": title,
+            "TaskDescription": "Correct the fields the extraction was unsure of",
+            "TaskCount": 1,
+        },
+        OutputConfig={"S3OutputPath": f"s3://{bucket}/{output}"},
+    )["FlowDefinitionArn"]
+    deadline = time.monotonic() + 10
+    while sm.describe_flow_definition(FlowDefinitionName=name)["FlowDefinitionStatus"] != "Active":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return flow_arn
+
+
 def test_reviewer_corrects_a_field_and_submits(twin, page, tmp_path):
     s3, sm, a2i = twin.client("s3"), twin.client("sagemaker"), twin.client("sagemaker-a2i-runtime")
     suffix = uuid.uuid4().hex[:8]
@@ -41,26 +65,8 @@ def test_reviewer_corrects_a_field_and_submits(twin, page, tmp_path):
     s3.create_bucket(Bucket=bucket)
     body, content_type, true_total = _document()
     s3.put_object(Bucket=bucket, Key="receipts/007.jpg", Body=body, ContentType=content_type)
-    ui_arn = sm.create_human_task_ui(
-        HumanTaskUiName=f"expense-ui-{suffix}", UiTemplate={"Content": TEMPLATE.read_text()}
-    )["HumanTaskUiArn"]
     flow = f"expense-review-{suffix}"
-    flow_arn = sm.create_flow_definition(
-        FlowDefinitionName=flow,
-        RoleArn="arn:aws:iam::123456789012:role/a2i",
-        HumanLoopConfig={
-            "WorkteamArn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/reviewers",
-            "HumanTaskUiArn": ui_arn,
-            "TaskTitle": "Check receipt fields",
-            "TaskDescription": "Correct the fields the extraction was unsure of",
-            "TaskCount": 1,
-        },
-        OutputConfig={"S3OutputPath": f"s3://{bucket}/reviews"},
-    )["FlowDefinitionArn"]
-    deadline = time.monotonic() + 10
-    while sm.describe_flow_definition(FlowDefinitionName=flow)["FlowDefinitionStatus"] != "Active":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    flow_arn = _active_flow(sm, flow, bucket, "Check receipt fields", "reviews")
     loop = f"receipt-007-{suffix}"
     task_input = {
         "document_id": "007",
@@ -158,26 +164,8 @@ def test_a_pdf_loop_shows_its_pages_as_images(twin, page, tmp_path, airflow_aws_
     pdf.close()
     key = "inbox/invoice-three-pages.pdf"
     s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/pdf")
-    ui_arn = sm.create_human_task_ui(
-        HumanTaskUiName=f"expense-ui-pdf-{suffix}", UiTemplate={"Content": TEMPLATE.read_text()}
-    )["HumanTaskUiArn"]
     flow = f"expense-pdf-{suffix}"
-    flow_arn = sm.create_flow_definition(
-        FlowDefinitionName=flow,
-        RoleArn="arn:aws:iam::123456789012:role/a2i",
-        HumanLoopConfig={
-            "WorkteamArn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/reviewers",
-            "HumanTaskUiArn": ui_arn,
-            "TaskTitle": "Check the fields of an invoice or receipt",
-            "TaskDescription": "Correct the fields the extraction was unsure of",
-            "TaskCount": 1,
-        },
-        OutputConfig={"S3OutputPath": f"s3://{bucket}/a2i"},
-    )["FlowDefinitionArn"]
-    deadline = time.monotonic() + 10
-    while sm.describe_flow_definition(FlowDefinitionName=flow)["FlowDefinitionStatus"] != "Active":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    flow_arn = _active_flow(sm, flow, bucket, "Check the fields of an invoice or receipt", "a2i")
 
     # what the extraction left for start_review_loops: the batch manifest and the machine result
     params = {"output_prefix": f"s3://{bucket}/output/", "a2i_tps": 10}

@@ -166,8 +166,8 @@ def test_evaluate_report_link_opens_the_report_in_a_browser(churn_run, twin):
     import urllib.error
     import urllib.request
 
-    evaluation = churn_run.xcom("evaluate")
-    link = churn_run.xcom("evaluate", "_link_S3ReportLink")
+    evaluation = churn_run.xcom("evaluate.evaluate")
+    link = churn_run.xcom("evaluate.evaluate", "_link_S3ReportLink")
     bucket, key = s3_uri(evaluation["report_uri"])
     assert link and link.startswith(f"{twin.url}/_twin/s3/{bucket}/"), link
     with urllib.request.urlopen(link, timeout=30) as resp:
