@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared_data import shared_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "include" / "templates" / "expense_review.liquid.html"
-RECEIPT = ROOT.parent / "shared" / "data" / "receipts" / "007.jpg"  # ../shared beside the checkout
+RECEIPT = shared_dir() / "data" / "receipts" / "007.jpg"  # ../shared beside the checkout
 RECEIPT_LABEL = RECEIPT.with_suffix(".json")
 
 pytestmark = pytest.mark.browser

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -16,31 +15,14 @@ import pytest
 from botocore.exceptions import ClientError, WaiterError
 from botocore.waiter import WaiterModel, create_waiter_with_client
 
+from tests.shared_data import shared_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "include" / "data" / "receipts"
 TRUTH = json.loads((SAMPLES / "ground_truth.json").read_text())
 
 
-def _shared_dir() -> Path:
-    """shared/ beside the checkout: CI clones the repository with a copy of shared/ beside the
-    clone, as developers have it; a git worktree (elsewhere on disk) finds it beside the main
-    checkout it belongs to."""
-    candidates = [ROOT.parent / "shared"]
-    try:
-        common = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        common = ""
-    if common:
-        candidates.append(Path(common).parent.parent / "shared")
-    return next((c for c in candidates if c.is_dir()), candidates[0])
-
-
-SROIE = _shared_dir() / "data" / "receipts"
+SROIE = shared_dir() / "data" / "receipts"
 # a few real receipts of the benchmark set (bench/expense_bench.py runs all 40); 267 and 453 print
 # a rounding adjustment after the total (the payable amount is the rounded one)
 SROIE_SAMPLE = ["007", "026", "072", "094", "267", "333", "453", "552"]
