@@ -34,10 +34,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "churn_xgboost_pipeline"
 #: a log line the quiet console still shows: a warning or an error, in Airflow's / structlog's /
-#: Python logging's formats (``[warning  ]``, ``WARNING -``, ``level=error``, ``Traceback``)
+#: Python logging's formats (``[warning  ]``, ``WARNING -``, ``level=error``), and a traceback's first
+#: and last lines (``Traceback ...``, ``botocore.errorfactory.EntityNotFoundException: ...``)
 ALERT = re.compile(
     r"(?i:\[(warn|warning|error|critical|exception)\s*\]|\blevel=(warning|error|critical)\b)"
-    r"|\b(WARNING|ERROR|CRITICAL|FATAL)\b|^Traceback "
+    r"|\b(WARNING|ERROR|CRITICAL|FATAL)\b|^Traceback |^[A-Za-z_][\w.]*(Error|Exception)(: |$)"
 )
 #: ... but not the libraries' deprecation notices (``[py.warnings] category=DeprecationWarning``):
 #: nothing a demo user can act on; they stay in the log file

@@ -24,6 +24,10 @@ with demo.logs_to_file(Path(sys.argv[1])):
     print("2026-11-30T11:29:17Z [warning  ] old API [py.warnings] category=DeprecatedImportWarning")
     print("2026-11-30T11:29:18Z [error    ] Task failed with exception [airflow.task]", file=sys.stderr)
     subprocess.run([sys.executable, "-c", "print('child info line'); print('child ERROR - broken')"])
+    try:
+        raise LookupError("Job with name: churn-xgboost-preprocess not found.")
+    except LookupError:
+        logging.getLogger("task").warning("no previous run", exc_info=True)
 print("after: the summary")
 """
 
@@ -43,10 +47,18 @@ def test_quiet_console_shows_warnings_errors_and_the_summary_and_logs_everything
         "WARNING - the quality gate is close",
         "[error    ] Task failed",
         "child ERROR - broken",
+        "Traceback (most recent call last):",
+        "LookupError: Job with name: churn-xgboost-preprocess not found.",  # what the traceback says
         "after: the summary",
     ):
         assert shown in console, console
-    for hidden in ("No new log from the Glue Job", "an info line", "DeprecatedImportWarning", "child info"):
+    for hidden in (
+        "No new log from the Glue Job",
+        "an info line",
+        "DeprecatedImportWarning",
+        "child info",
+        'raise LookupError("Job',  # the traceback's middle stays in the log
+    ):
         assert hidden not in console, console
     logged = log.read_text()
     for line in ("No new log", "an info line", "the quality gate is close", "Task failed", "child info line"):
