@@ -575,7 +575,7 @@ def pretty_outputs(response: dict) -> tuple[str, str]:
             rows, headers=list(headers), tablefmt="fancy_grid", disable_numparse=True, missingval=""
         )
 
-    doc = AnalyzeExpenseResponse.from_wire(_strip_metadata(response))
+    doc = AnalyzeExpenseResponse.from_wire(response)  # ResponseMetadata is not a member: ignored
     out = io.StringIO()
     writer = csv.writer(out)
     summaries = [_summary_rows(expense) for expense in doc.documents]

@@ -14,10 +14,12 @@ Imports nothing heavy at module level (pypdfium2 and Pillow load inside the func
 from __future__ import annotations
 
 import io
+import posixpath
 from dataclasses import dataclass
 from typing import Any
 
 from . import s3 as s3_utils
+from .expense import SUPPORTED_EXTENSIONS, sniff_format
 
 #: at most this many pages of a document are rendered for the reviewer (the rest: the template says so)
 MAX_REVIEW_PAGES = 10
@@ -27,7 +29,6 @@ REVIEW_DPI = 130
 MAX_REVIEW_SIDE = 2000
 #: formats a browser cannot show, rendered to PNG page images
 PAGED_FORMATS = ("PDF", "TIFF")
-PAGED_EXTENSIONS = (".pdf", ".tif", ".tiff")
 MANIFEST = "pages.json"
 
 
@@ -94,8 +95,9 @@ def _render_tiff(data: bytes, max_pages: int, max_side: int) -> RenderedPages:
 
 
 def is_paged(key_or_uri: str) -> bool:
-    """Whether a document's name says PDF or TIFF (whose pages are rendered for the reviewer)."""
-    return key_or_uri.lower().endswith(PAGED_EXTENSIONS)
+    """Whether a document's name says PDF or TIFF (whose pages are rendered for the reviewer), by
+    the extension table the document checks use."""
+    return SUPPORTED_EXTENSIONS.get(posixpath.splitext(key_or_uri.lower())[1]) in PAGED_FORMATS
 
 
 def page_key(prefix: str, number: int) -> str:
@@ -120,8 +122,6 @@ def ensure_page_images(
     The manifest is written after the images, so a retry that finds it renders nothing again (and a
     retry after a partial write renders the same keys again).
     """
-    from .expense import sniff_format
-
     max_pages = MAX_REVIEW_PAGES if max_pages is None else max_pages
     dpi = REVIEW_DPI if dpi is None else dpi
     manifest_uri = f"{prefix.rstrip('/')}/{MANIFEST}"
