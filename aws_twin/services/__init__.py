@@ -8,6 +8,7 @@ import importlib
 #: "module:Class" of every service class the server loads, in dispatch order
 SERVICE_CLASSES = [
     "aws_twin.services.glue.handlers:GlueService",
+    "aws_twin.services.glue.crawlers:GlueCrawlerService",
     "aws_twin.services.sagemaker.handlers:SageMakerService",
     "aws_twin.services.sagemaker.runtime:SageMakerRuntimeService",
     "aws_twin.services.a2i.handlers:A2IService",

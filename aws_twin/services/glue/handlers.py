@@ -1,8 +1,12 @@
 """AWS Glue jobs and job runs on the twin: the script really runs (see :mod:`.engine`).
 
 Operations: CreateJob, UpdateJob, GetJob, GetJobs, ListJobs, BatchGetJobs, DeleteJob, StartJobRun,
-GetJobRun, GetJobRuns, BatchStopJobRun, GetTags, TagResource, UntagResource. Everything else in the
-Glue model (Data Catalog, crawlers, ...) falls through to moto.
+GetJobRun, GetJobRuns, BatchStopJobRun, GetTags, TagResource, UntagResource. Crawlers are
+:mod:`.crawlers`; everything else in the Glue model (the Data Catalog, ...) falls through to moto.
+
+Only Python shell jobs (``Command.Name`` ``pythonshell``) run: StartJobRun of a ``glueetl`` /
+``gluestreaming`` (Spark) or ``glueray`` job answers NotImplemented naming the kind; such a script is
+never run as plain Python (it would fail on ``import pyspark`` at best).
 
 Runs go STARTING -> RUNNING -> SUCCEEDED | FAILED | STOPPED | TIMEOUT. Output is in CloudWatch Logs
 at ``<LogGroupName>/output`` and ``<LogGroupName>/error``, stream = JobRunId; LogGroupName is
@@ -33,6 +37,9 @@ ACTIVE_STATES = ("STARTING", "RUNNING", "STOPPING", "WAITING")
 TERMINAL_STATES = ("STOPPED", "SUCCEEDED", "FAILED", "TIMEOUT", "ERROR", "EXPIRED")
 PYTHON_SHELL_CAPACITIES = (0.0625, 1.0)
 DEFAULT_TIMEOUT_MINUTES = 2880
+#: the job kinds whose script the twin runs (a plain Python process); glueetl, gluestreaming
+#: (Spark) and glueray (Ray) are refused at StartJobRun with NotImplemented
+RUNNABLE_COMMANDS = ("pythonshell",)
 
 
 def _now() -> dt.datetime:
@@ -232,6 +239,19 @@ class GlueService(TwinService):
         name = params["JobName"]
         with self.lock:
             job = self._job(name)
+            kind = job["Command"]["Name"]
+            if kind not in RUNNABLE_COMMANDS:
+                # a Spark (glueetl / gluestreaming) or Ray script needs that engine: never run as Python
+                raise AwsError(
+                    "NotImplemented",
+                    f"Job {name} has Command.Name {kind!r}: aws_twin runs only Python shell jobs "
+                    f"(Command.Name 'pythonshell'), whose script runs as a plain Python process. "
+                    f"A {kind} script needs "
+                    f"{'Spark and the awsglue libraries' if kind.startswith('glue') and kind != 'glueray' else 'Ray'},"
+                    " which the twin does not provide; run the job on AWS Glue or as a pythonshell job.",
+                    501,
+                    False,
+                )
             previous = self._find_run(name, params["JobRunId"]) if params.get("JobRunId") else None
             arguments = params.get("Arguments")
             if arguments is None:
