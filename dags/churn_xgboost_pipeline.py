@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
 from airflow.providers.amazon.aws.utils.sagemaker import ApprovalStatus
 from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
 from aws_ml_provider.decorators.report import report_task
+from aws_ml_provider.operators.glue import GlueJobReasonOperator
 from aws_ml_provider.operators.sagemaker_deploy import (
     SageMakerEndpointConfigIfAbsentOperator,
     SageMakerModelIfAbsentOperator,
@@ -80,7 +80,11 @@ quality_gate) -> **deploy** (register_model .. smoke_test); task ids are `<group
    (`include/glue/churn_preprocess.py`).
 2. **preprocess** (the Amazon provider's `GlueJobOperator`, Python shell job `churn-xgboost-preprocess`,
    created or updated, deferrable): validates rows (bad ones quarantined to `quarantine/rows.jsonl`, counts reconcile in
-   `schema.json`), one-hot encodes, writes stratified train / validation / test CSVs.
+   `schema.json`), one-hot encodes, writes stratified train / validation / test CSVs. Input rules (in
+   `schema.json` `input_rules` and the task log): blank cells are missing values (XGBoost handles them),
+   `$45.07` / `12%` / `1,234` are numbers, ID-like columns are dropped, categories beyond
+   `max_category_levels` are grouped as `__other__`; a one-class label or more than `max_quarantined_share`
+   rejected rows fails the task at once (no retries) with the reason from the Glue run.
 3. **train** (SageMaker built-in XGBoost, image for the connection's region, deferrable). The job name
    `churn-xgb-<hash of the run id>` is deterministic: a retried task attaches to the job it started.
 4. **evaluate** - test-split AUC, accuracy, precision, recall, F1, confusion matrix; ROC curve PNG and an
@@ -148,6 +152,25 @@ default_args = {
         ),
         "test_fraction": Param(0.1, type="number", minimum=0.05, maximum=0.4, title="Test fraction"),
         "seed": Param(7, type="integer", minimum=0, title="Split seed"),
+        "max_quarantined_share": Param(
+            0.05,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Most rows that may be quarantined (share)",
+            description="Preprocessing fails when a larger share of the rows is rejected (a wrong field "
+            "count, a missing label, text in a numeric column). Blank cells are missing values, not "
+            "rejections.",
+        ),
+        "max_category_levels": Param(
+            100,
+            type="integer",
+            minimum=2,
+            maximum=10000,
+            title="Most levels per categorical column",
+            description="A categorical column with more levels keeps the most frequent ones and groups "
+            "the rest as __other__.",
+        ),
         "num_round": Param(100, type="integer", minimum=1, maximum=5000, title="XGBoost num_round"),
         "max_depth": Param(5, type="integer", minimum=1, maximum=20, title="XGBoost max_depth"),
         "eta": Param(0.2, type="number", minimum=0.001, maximum=1, title="XGBoost eta (learning rate)"),
@@ -287,7 +310,7 @@ def churn_xgboost_pipeline():
     with TaskGroup(PREPARE, tooltip="Names and URIs of the run; bucket, data and script in S3; Glue"):
         cfg = resolve_config()
         prepared = setup(cfg["bucket"], cfg["dataset_uri"], cfg["glue_script_uri"], cfg["region"])
-        preprocess = GlueJobOperator(
+        preprocess = GlueJobReasonOperator(
             task_id="preprocess",
             job_name=GLUE_JOB_NAME,
             job_desc="Churn CSV -> validated, one-hot encoded train/validation/test CSVs for XGBoost",
@@ -311,7 +334,12 @@ def churn_xgboost_pipeline():
                 "--validation_fraction": "{{ params.validation_fraction }}",
                 "--test_fraction": "{{ params.test_fraction }}",
                 "--seed": "{{ params.seed }}",
+                "--max_quarantined_share": "{{ params.max_quarantined_share }}",
+                "--max_category_levels": "{{ params.max_category_levels }}",
             },
+            # a failed run's ErrorMessage is the task's error; the script's PreprocessError is a
+            # fact about the data (one label class, too many bad rows...): failed at once, no retry
+            no_retry_errors=("PreprocessError",),
             update_config=True,
             deferrable=True,
             verbose=True,

@@ -10,6 +10,8 @@ twin unchanged. Arguments (Glue job arguments, ``--name value``):
     --validation_fraction 0.2
     --test_fraction 0.1
     --seed 42                         the split is a deterministic function of the data and the seed
+    --max_quarantined_share 0.05      optional: fail when a larger share of the rows is quarantined
+    --max_category_levels 100         optional: cap categorical columns at this many levels
 
 Outputs under ``output_uri``:
 
@@ -18,19 +20,39 @@ Outputs under ``output_uri``:
     quarantine/rows.jsonl
         one JSON object per rejected row: row_number (1-based data row), line_number (in the file),
         reason (names the column and the value), row (the raw fields). Written (possibly empty) on
-        every run. Rejected: a wrong number of fields, a missing label, a missing or non-numeric
-        value in a numeric column, a missing value in a categorical column.
+        every run. Rejected: a wrong number of fields, a missing label, a value in a numeric column
+        that is not a number (blanks are not rejected: see the input rules).
     schema.json
         {"label_column", "positive_value", "feature_columns", "numeric_columns",
-         "categorical_levels", "counts": {"received", "quarantined", "train", "validation", "test"},
+         "categorical_levels", "input_rules", "label_values",
+         "counts": {"received", "quarantined", "train", "validation", "test"},
          "split": {...}, "input_uri"} -- written last. received = quarantined + train + validation + test.
 
-A column is numeric when most of its non-empty values parse as finite numbers; the others are
-categorical and one-hot encoded as ``<column>_<level>`` (levels sorted; yes/no columns too), in the
-input's column order. The split is stratified by label and shuffled with ``seed``.
+Input rules (each decision is printed to the job's log, and listed in schema.json "input_rules"):
 
-Fails (non-zero exit, the error names the input object) when the input does not exist, is empty,
-has no data rows, lacks the label column, or when no valid row remains. Prints a one-line JSON
+- **Blank cells are missing values**, not bad rows: an empty field in the output CSV, which XGBoost
+  reads as missing (NaN); a blank categorical value leaves all of its column's indicators empty.
+  Only a blank label rejects a row. ``input_rules.missing_values``: {column: blank cells}.
+- **Numeric columns**: most of the non-blank values are numbers. Numbers written with a currency
+  sign (``$45.07``, ``-$3``, ``EUR`` signs ``€ £ ¥``), thousands separators (``1,234.5``) or a percent
+  sign (``12%`` -> 12.0, the number as written) count as numbers and are parsed;
+  ``input_rules.parsed_columns``: {column: ["currency", "percent", "thousands"] found}.
+- **ID-like columns are dropped**: a non-numeric column whose values are all different (at least
+  20 non-blank values, one per row), or an integer column whose values are all different and whose
+  name ends in "id" (``customer_id``, ``customerID``). They identify rows, they do not describe them
+  (one-hot encoding one would add a column per row). ``input_rules.dropped_columns``.
+- **High-cardinality categories are capped**: a categorical column with more than
+  ``--max_category_levels`` levels (default 100) keeps its most frequent levels (ties by name) up to
+  that number and puts the rest in one ``__other__`` level. ``input_rules.capped_columns``.
+- **The label must have two classes**: when ``positive_value`` matches no labelled row, or every
+  labelled row, the job fails at once naming the label values found.
+- **Row drops have a ceiling**: when more than ``--max_quarantined_share`` (default 0.05) of the
+  rows are quarantined, the job fails (after writing the quarantine file) saying how many and why.
+
+Fails (non-zero exit, ``PreprocessError: <reason>``, naming the input object) when the input does
+not exist, is empty, has no data rows, lacks the label column, when the label has one class, when
+too many rows are quarantined, or when no valid row remains. A PreprocessError is a fact about the
+data or the arguments: running the job again does not change it. Prints a one-line JSON
 summary to stdout.
 """
 
@@ -58,6 +80,11 @@ ARGUMENTS = [
     "test_fraction",
     "seed",
 ]
+#: optional arguments and their defaults (the DAG passes them from its Params)
+OPTIONAL = {"max_quarantined_share": "0.05", "max_category_levels": "100"}
+#: fewest non-blank values for "all different" to mean an ID column (a tiny sample is unique by chance)
+ID_MIN_VALUES = 20
+OTHER_LEVEL = "__other__"
 
 
 class PreprocessError(Exception):
@@ -69,6 +96,15 @@ def parse_s3_uri(uri: str, what: str, need_key: bool = True):
     if not match or (need_key and not match.group(2)):
         raise PreprocessError(f"{what} must be an s3://bucket/key URI, got {uri!r}")
     return match.group(1), match.group(2)
+
+
+def optional_arguments(argv):
+    """``--name value`` of the optional arguments (getResolvedOptions knows only required ones)."""
+    values = dict(OPTIONAL)
+    for i, word in enumerate(argv[:-1]):
+        if word.startswith("--") and word[2:] in OPTIONAL:
+            values[word[2:]] = argv[i + 1]
+    return values
 
 
 def resolve_arguments(argv):
@@ -85,12 +121,19 @@ def resolve_arguments(argv):
         for name in ARGUMENTS:
             parser.add_argument("--" + name, required=True)
         args = vars(parser.parse_known_args(argv[1:])[0])
+    optional = optional_arguments(list(argv))
     try:
         validation_fraction = float(args["validation_fraction"])
         test_fraction = float(args["test_fraction"])
         seed = int(args["seed"])
+        max_share = float(optional["max_quarantined_share"])
+        max_levels = int(optional["max_category_levels"])
     except ValueError as exc:
         raise PreprocessError(f"bad numeric argument: {exc}") from exc
+    if not 0 <= max_share <= 1:
+        raise PreprocessError(f"max_quarantined_share must be in [0, 1], got {max_share}")
+    if max_levels < 2:
+        raise PreprocessError(f"max_category_levels must be at least 2, got {max_levels}")
     if not (
         0 <= validation_fraction < 1 and 0 <= test_fraction < 1 and validation_fraction + test_fraction < 1
     ):
@@ -108,6 +151,8 @@ def resolve_arguments(argv):
         "validation_fraction": validation_fraction,
         "test_fraction": test_fraction,
         "seed": seed,
+        "max_quarantined_share": max_share,
+        "max_category_levels": max_levels,
     }
 
 
@@ -168,21 +213,58 @@ def _number(value: str):
     return number if math.isfinite(number) else None
 
 
+_UNITS = re.compile(
+    r"^(?P<open>\()?(?P<sign>[+-])?(?P<cur>[$€£¥])?(?P<sign2>[+-])?"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)(?P<pct>%)?(?P<close>\))?$"
+)
+
+
+def _number_with_units(value: str):
+    """(number, units) for "$45.07", "-$3", "1,234.5", "12%", "($5.00)"; (None, ()) otherwise."""
+    plain = _number(value)
+    if plain is not None:
+        return plain, ()
+    match = _UNITS.match(value.replace(" ", ""))
+    if not match or bool(match["open"]) != bool(match["close"]) or (match["sign"] and match["sign2"]):
+        return None, ()
+    number = _number(match["num"].replace(",", ""))
+    if number is None:
+        return None, ()
+    units = []
+    if match["cur"]:
+        units.append("currency")
+    if match["pct"]:
+        units.append("percent")
+    if "," in match["num"]:
+        units.append("thousands")
+    if "-" in (match["sign"] or "", match["sign2"] or "") or match["open"]:
+        number = -number
+    return number, tuple(units)
+
+
 def classify_columns(header, rows, features):
-    """Numeric when most non-empty values are finite numbers; else categorical."""
+    """({numeric column: sorted units found}, {column: missing count}): numeric when most non-empty
+    values are finite numbers, currency / percent / thousands-separated ones included."""
     width = len(header)
-    numeric = []
+    numeric = {}
     for column in features:
         i = header.index(column)
         values = [f[i].strip() for _, _, f in rows if len(f) == width and f[i].strip()]
-        parsed = sum(1 for v in values if _number(v) is not None)
+        units = set()
+        parsed = 0
+        for value in values:
+            number, found = _number_with_units(value)
+            if number is not None:
+                parsed += 1
+                units.update(found)
         if values and parsed * 2 > len(values):
-            numeric.append(column)
+            numeric[column] = sorted(units)
     return numeric
 
 
 def check_rows(header, rows, label, numeric):
-    """Split rows into good ones (dict of stripped values) and quarantine records."""
+    """Split rows into good ones (dict of stripped values, numbers parsed) and quarantine records.
+    A blank feature is a missing value (None), not a reason to reject the row."""
     width = len(header)
     good, bad = [], []
     for row_number, line_number, fields in rows:
@@ -204,13 +286,13 @@ def check_rows(header, rows, label, numeric):
             if name == label:
                 continue
             value = values[name]
-            if name in numeric:
-                if not value:
-                    reasons.append(f"numeric column '{name}' is missing (value {value!r})")
-                elif _number(value) is None:
+            if not value:
+                values[name] = None  # missing: NaN for XGBoost
+            elif name in numeric:
+                number, _ = _number_with_units(value)
+                if number is None:
                     reasons.append(f"numeric column '{name}' has non-numeric value {value!r}")
-            elif not value:
-                reasons.append(f"categorical column '{name}' is missing (value {value!r})")
+                values[name] = number
         if reasons:
             bad.append(
                 {
@@ -225,28 +307,147 @@ def check_rows(header, rows, label, numeric):
     return good, bad
 
 
-def encode(good, header, label, positive_value, numeric):
-    """(DataFrame label first then features, feature column names, categorical levels)."""
+_ID_NAME = re.compile(r"(?:^|[^a-zA-Z])[iI][dD]$|[a-z](?:Id|ID)$")
+
+
+def id_like_columns(good, header, label, numeric):
+    """{column: reason} of the columns that identify rows instead of describing them."""
+    found = {}
+    for name in header:
+        if name == label:
+            continue
+        values = [row[name] for row in good if row[name] is not None]
+        if len(values) < ID_MIN_VALUES or len(set(values)) != len(values) or len(values) != len(good):
+            continue
+        if name not in numeric:
+            found[name] = (
+                f"every one of its {len(values)} values is different (an identifier, not a category)"
+            )
+        elif all(float(v).is_integer() for v in values) and _ID_NAME.search(name):
+            found[name] = f"integer values, all {len(values)} different, and an ID name"
+    return found
+
+
+def category_levels(good, name, max_levels):
+    """(levels kept, sorted; the number of levels in the data): the ``max_levels`` most frequent."""
+    counts = {}
+    for row in good:
+        value = row[name]
+        if value is not None:
+            counts[value] = counts.get(value, 0) + 1
+    if len(counts) <= max_levels:
+        return sorted(counts), len(counts)
+    ranked = sorted(counts, key=lambda level: (-counts[level], level))
+    return sorted(ranked[:max_levels]), len(counts)
+
+
+def label_check(good, label, positive_value, uri):
+    """{label value: rows}; fails when positive_value makes one class of every labelled row."""
+    values = {}
+    for row in good:
+        values[row[label]] = values.get(row[label], 0) + 1
+    positive = positive_value.strip().lower()
+    positives = sum(n for value, n in values.items() if value.lower() == positive)
+    found = ", ".join(f"{value!r} ({n} rows)" for value, n in sorted(values.items(), key=lambda kv: -kv[1]))
+    if positives == 0:
+        raise PreprocessError(
+            f"input {uri}: positive_value {positive_value!r} matches no row of label column '{label}' "
+            f"(compared stripped, case-insensitive), so every row would be class 0 (one class); "
+            f"values found: {found}"
+        )
+    if positives == len(good):
+        raise PreprocessError(
+            f"input {uri}: label column '{label}' has one class, every labelled row is positive_value "
+            f"{positive_value!r}; values found: {found}. A classifier needs both classes"
+        )
+    return values
+
+
+def input_rules(good, header, label, numeric, max_levels):
+    """The input rules' decisions: drops ID-like columns from ``numeric``, picks category levels.
+
+    Returns {"missing_values", "parsed_columns", "dropped_columns", "capped_columns", "levels",
+    "log"} ("levels" and "log" are taken out by the caller)."""
+    log_lines = []
+    missing = {}
+    for name in header:
+        if name == label:
+            continue
+        blank = sum(1 for row in good if row[name] is None)
+        if blank:
+            missing[name] = blank
+            log_lines.append(
+                f"column '{name}': {blank} blank cell(s) kept as missing values (empty in the output CSV)"
+            )
+    parsed = {name: units for name, units in numeric.items() if units}
+    for name, units in parsed.items():
+        log_lines.append(f"column '{name}': values with {' / '.join(units)} signs parsed as numbers")
+    dropped = id_like_columns(good, header, label, numeric)
+    levels, capped = {}, {}
+    for name in header:
+        if name == label or name in numeric or name in dropped:
+            continue
+        kept, total = category_levels(good, name, max_levels)
+        if not kept:
+            dropped[name] = "every value is blank"
+            continue
+        levels[name] = kept
+        if total > len(kept):
+            capped[name] = {"levels": total, "kept": len(kept), "other": OTHER_LEVEL}
+            log_lines.append(
+                f"column '{name}': {total} levels, more than max_category_levels {max_levels}: the "
+                f"{len(kept)} most frequent kept, the other {total - len(kept)} grouped as {OTHER_LEVEL}"
+            )
+    for name, reason in dropped.items():
+        numeric.pop(name, None)
+        log_lines.append(f"column '{name}' dropped: {reason}")
+    return {
+        "missing_values": missing,
+        "parsed_columns": parsed,
+        "dropped_columns": dropped,
+        "capped_columns": capped,
+        "max_category_levels": max_levels,
+        "levels": levels,
+        "log": log_lines,
+    }
+
+
+def encode(good, header, label, positive_value, numeric, levels):
+    """(DataFrame label first then features, feature column names). Missing values stay NaN."""
     frame = pd.DataFrame(good, columns=header)
     positive = positive_value.strip().lower()
     out = {label: (frame[label].str.lower() == positive).astype("int64")}
     feature_columns = []
-    levels = {}
     for name in header:
-        if name == label:
+        if name == label or (name not in numeric and name not in levels):
             continue
         if name in numeric:
-            out[name] = pd.to_numeric(frame[name])
+            values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+            whole = values.dropna()
+            if (whole == whole.round()).all() and (whole.abs() < 2**53).all():
+                values = values.astype("Int64")  # "103", not "103.0"; missing stays empty
+            out[name] = values
             feature_columns.append(name)
-        else:
-            column_levels = sorted(frame[name].unique().tolist())
-            levels[name] = column_levels
-            for level in column_levels:
-                encoded = f"{name}_{level}"
-                out[encoded] = (frame[name] == level).astype("int64")
-                feature_columns.append(encoded)
+            continue
+        column_levels = levels[name]
+        missing = frame[name].isna()
+        kept = set(column_levels)
+        indicators = list(column_levels)
+        if any(v not in kept for v in frame[name][~missing]):
+            indicators.append(OTHER_LEVEL)
+        for level in indicators:
+            if level == OTHER_LEVEL:
+                hit = ~frame[name].isin(kept)
+            else:
+                hit = frame[name] == level
+            column = hit.astype("Int64")
+            column[missing] = pd.NA
+            encoded = f"{name}_{level}"
+            out[encoded] = column
+            feature_columns.append(encoded)
+        levels[name] = indicators
     encoded_frame = pd.DataFrame(out, columns=[label, *feature_columns])
-    return encoded_frame, feature_columns, levels
+    return encoded_frame, feature_columns
 
 
 def split_indices(labels, validation_fraction, test_fraction, seed):
@@ -269,8 +470,9 @@ def split_indices(labels, validation_fraction, test_fraction, seed):
 
 
 def to_csv_bytes(frame) -> bytes:
+    """Headerless CSV; a missing value as an empty field (XGBoost's missing value)."""
     buffer = io.StringIO()
-    frame.to_csv(buffer, header=False, index=False)
+    frame.to_csv(buffer, header=False, index=False, na_rep="")
     return buffer.getvalue().encode("utf-8")
 
 
@@ -294,7 +496,9 @@ def run(argv, s3=None):
         raise PreprocessError(f"input {uri} has no feature columns besides the label '{label}'")
     numeric = classify_columns(header, rows, features)
     good, bad = check_rows(header, rows, label, numeric)
+    label_values = label_check(good, label, args["positive_value"], uri) if good else {}
 
+    quarantine_uri = f"s3://{out_bucket}/{out_key('quarantine/rows.jsonl')}"
     quarantine = "".join(json.dumps(record, sort_keys=True) + "\n" for record in bad)
     s3.put_object(
         Bucket=out_bucket,
@@ -304,11 +508,22 @@ def run(argv, s3=None):
     )
     if not good:
         raise PreprocessError(
-            f"input {uri}: no valid rows remain, all {len(bad)} rows were quarantined to "
-            f"s3://{out_bucket}/{out_key('quarantine/rows.jsonl')}"
+            f"input {uri}: no valid rows remain, all {len(bad)} rows were quarantined to {quarantine_uri}"
+        )
+    share = len(bad) / len(rows)
+    if share > args["max_quarantined_share"]:
+        reasons = "; ".join(f"row {r['row_number']}: {r['reason']}" for r in bad[:3])
+        raise PreprocessError(
+            f"input {uri}: {len(bad)} of {len(rows)} rows ({share:.1%}) were quarantined, more than "
+            f"max_quarantined_share {args['max_quarantined_share']:.1%}; see {quarantine_uri} "
+            f"(first: {reasons})"
         )
 
-    frame, feature_columns, levels = encode(good, header, label, args["positive_value"], numeric)
+    rules = input_rules(good, header, label, numeric, args["max_category_levels"])
+    for line in rules.pop("log"):
+        print(f"input rule: {line}", flush=True)
+    levels = rules.pop("levels")
+    frame, feature_columns = encode(good, header, label, args["positive_value"], numeric, levels)
     indices = split_indices(
         frame[label].to_numpy(), args["validation_fraction"], args["test_fraction"], args["seed"]
     )
@@ -328,8 +543,10 @@ def run(argv, s3=None):
         "label_column": label,
         "positive_value": args["positive_value"],
         "feature_columns": feature_columns,
-        "numeric_columns": numeric,
+        "numeric_columns": [name for name in header if name in numeric],
         "categorical_levels": levels,
+        "input_rules": rules,
+        "label_values": label_values,
         "counts": counts,
         "split": {
             "validation_fraction": args["validation_fraction"],

@@ -59,14 +59,19 @@ def read_labelled_csv(data: bytes, source: str = "test.csv"):
     rows = [line for line in text.splitlines() if line.strip()]
     if not rows:
         raise EvaluationError(f"{source} has no rows")
+    # an empty field is a missing feature value (NaN), as XGBoost reads it
     try:
-        array = np.loadtxt(io.StringIO("\n".join(rows)), delimiter=",", dtype=np.float64, ndmin=2)
+        cells = [[float(c) if c.strip() else np.nan for c in row.split(",")] for row in rows]
     except ValueError as exc:
         raise EvaluationError(f"{source} is not a numeric label-first CSV: {exc}") from exc
+    widths = {len(row) for row in cells}
+    if len(widths) != 1:
+        raise EvaluationError(f"{source} is not a numeric label-first CSV: rows of {sorted(widths)} fields")
+    array = np.asarray(cells, dtype=np.float64)
     if array.shape[1] < 2:
         raise EvaluationError(f"{source} has {array.shape[1]} column(s); expected the label and features")
     labels = array[:, 0]
-    bad = sorted(set(labels.tolist()) - {0.0, 1.0})
+    bad = sorted({str(v) for v in labels.tolist()} - {"0.0", "1.0"})
     if bad:
         raise EvaluationError(f"{source}: labels must be 0 or 1, found {bad[:5]}")
     return labels.astype(np.int64), array[:, 1:]
