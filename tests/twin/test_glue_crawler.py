@@ -274,3 +274,23 @@ def test_glue_crawler_operator_deferrable(glue, s3, bucket, rows, aws, task_cont
     crawl_again = GlueCrawlerOperator(task_id="crawl_again", config=config, poll_interval=1)
     assert crawl_again.execute(task_context(task_id="crawl_again")) == name
     assert glue.get_crawler(Name=name)["Crawler"]["LastCrawl"]["Status"] == "SUCCEEDED"
+
+
+def test_crawler_tags_and_listing(glue):
+    name = f"tagged-{uuid.uuid4().hex[:8]}"
+    glue.create_crawler(
+        Name=name,
+        Role=ROLE,
+        DatabaseName="d",
+        Targets={"S3Targets": [{"Path": "s3://some-bucket/p"}]},
+        Tags={"team": "ml"},
+    )
+    arn = f"arn:aws:glue:{glue.meta.region_name}:123456789012:crawler/{name}"
+    assert glue.get_tags(ResourceArn=arn)["Tags"] == {"team": "ml"}
+    assert name in glue.list_crawlers(Tags={"team": "ml"})["CrawlerNames"]
+    assert name not in glue.list_crawlers(Tags={"team": "other"})["CrawlerNames"]
+    got = glue.batch_get_crawlers(CrawlerNames=[name, "nope-nothing"])
+    assert [c["Name"] for c in got["Crawlers"]] == [name] and got["CrawlersNotFound"] == ["nope-nothing"]
+    with pytest.raises(ClientError) as err:
+        glue.create_crawler(Name=name, Role=ROLE, DatabaseName="d", Targets={"S3Targets": [{"Path": "b/p"}]})
+    assert err.value.response["Error"]["Code"] == "AlreadyExistsException"
