@@ -294,3 +294,35 @@ def test_crawler_tags_and_listing(glue):
     with pytest.raises(ClientError) as err:
         glue.create_crawler(Name=name, Role=ROLE, DatabaseName="d", Targets={"S3Targets": [{"Path": "b/p"}]})
     assert err.value.response["Error"]["Code"] == "AlreadyExistsException"
+
+
+def test_nested_json_headerless_csv_and_gzip(glue, s3, bucket, rows):
+    import gzip
+
+    records = [
+        {
+            "id": i,
+            "big": 2**40 + i,
+            "tags": ["a", "b"][: i % 3],
+            "address": {"city": f"c{i}", "zip": 10000 + i},
+        }
+        for i in range(20)
+    ]
+    body = "\n".join(json.dumps(r) for r in records).encode()
+    s3.put_object(Bucket=bucket, Key="mixed/nested/part.json.gz", Body=gzip.compress(body))
+    # every field a string: Glue cannot tell a header from data, so the columns are col0, col1, ...
+    s3.put_object(Bucket=bucket, Key="mixed/words/w.csv", Body=b"alpha,beta\ngamma,delta\nepsilon,zeta\n")
+    _, db, crawler = crawl(glue, bucket, "mixed")
+    assert crawler["LastCrawl"]["Status"] == "SUCCEEDED", crawler["LastCrawl"]
+    nested = glue.get_table(DatabaseName=db, Name="nested")["Table"]
+    assert columns(nested) == [
+        ("id", "int"),
+        ("big", "bigint"),
+        ("tags", "array<string>"),
+        ("address", "struct<city:string,zip:int>"),
+    ]
+    assert nested["Parameters"]["compressionType"] == "gzip"
+    assert nested["Parameters"]["recordCount"] == str(len(records))
+    words = glue.get_table(DatabaseName=db, Name="words")["Table"]
+    assert columns(words) == [("col0", "string"), ("col1", "string")]
+    assert "skip.header.line.count" not in words["Parameters"]
