@@ -1,6 +1,7 @@
-"""SageMaker operations (the ``sagemaker`` model): training jobs, processing jobs, models, endpoint
-configs, endpoints and the model registry. Other SageMaker operations fall through to moto; A2I's flow
-definitions and human task UIs are another class on the same model.
+"""SageMaker operations (the ``sagemaker`` model): training, processing, transform and tuning jobs,
+models, endpoint configs, endpoints and the model registry. Operations the twin cannot really perform
+answer NotImplemented (:data:`REFUSED`); other SageMaker operations (metadata moto stores as given)
+fall through to moto; A2I's flow definitions and human task UIs are another class on the same model.
 
 Errors follow what SageMaker answers: an unknown training job / model / endpoint / endpoint config
 / package is a ``ValidationException`` (the provider's existence checks and botocore's waiters rely
