@@ -516,6 +516,10 @@ def churn_xgboost_pipeline():
         if status == "Failed":
             print(f"endpoint {name} is Failed (it cannot be updated): deleting it, then creating it")
             hook.conn.delete_endpoint(EndpointName=name)
+            # the endpoint is Deleting for a while; a create with its name fails until it is gone
+            hook.conn.get_waiter("endpoint_deleted").wait(
+                EndpointName=name, WaiterConfig={"Delay": WAITER_DELAY, "MaxAttempts": 60}
+            )
             return f"{DEPLOY}.create_endpoint"
         # Creating / Updating / SystemUpdating / RollingBack / Deleting: let the retry (with backoff) wait
         raise RuntimeError(f"endpoint {name} is {status}; it can be deployed to once that finishes")
