@@ -1,5 +1,5 @@
-"""SageMaker operations (the ``sagemaker`` model): training jobs, models, endpoint configs,
-endpoints and the model registry. Other SageMaker operations fall through to moto; A2I's flow
+"""SageMaker operations (the ``sagemaker`` model): training jobs, processing jobs, models, endpoint
+configs, endpoints and the model registry. Other SageMaker operations fall through to moto; A2I's flow
 definitions and human task UIs are another class on the same model.
 
 Errors follow what SageMaker answers: an unknown training job / model / endpoint / endpoint config
@@ -17,6 +17,7 @@ from ...core.paging import page
 from ...core.service import TwinService
 from . import hosting, workers
 from .hosting import HostingEngine
+from .processing import ProcessingEngine
 from .registry import Registry
 from .training import TrainingEngine, TrainingJob, default_scratch, now
 
@@ -62,13 +63,18 @@ class SageMakerService(TwinService):
         old_hosting = getattr(self, "hosting", None)
         if old_hosting is not None:
             old_hosting.shutdown()
+        old_processing = getattr(self, "processing", None)
+        if old_processing is not None:
+            old_processing.shutdown()
         self.registry = Registry()
         self.training = TrainingEngine(self.twin, default_scratch(self.twin))
         self.hosting = HostingEngine(self.twin, self.registry)
+        self.processing = ProcessingEngine(self.twin, default_scratch(self.twin))
 
     def state(self) -> dict:
         return {
             "training_jobs": {n: j.status for n, j in sorted(self.training.jobs.items())},
+            "processing_jobs": {n: j.status for n, j in sorted(self.processing.jobs.items())},
             "endpoints": {n: e.status for n, e in sorted(self.hosting.endpoints.items())},
             "models": sorted(self.hosting.models),
             "model_package_groups": sorted(self.registry.groups),
@@ -90,6 +96,7 @@ class SageMakerService(TwinService):
     def shutdown(self) -> None:
         self.training.shutdown()
         self.hosting.shutdown()
+        self.processing.shutdown()
 
     # ---- training -------------------------------------------------------------------------
     def _job(self, name: str) -> TrainingJob:
@@ -146,6 +153,36 @@ class SageMakerService(TwinService):
         )
         chunk, more = page(jobs, params, default=10, maximum=100)
         out = {"TrainingJobSummaries": [j.summary() for j in chunk]}
+        return out | more
+
+    # ---- processing ---------------------------------------------------------------------------
+    def create_processing_job(self, ctx, params):
+        return {"ProcessingJobArn": self.processing.create(ctx, params).arn}
+
+    def describe_processing_job(self, ctx, params):
+        return self.processing.job(params["ProcessingJobName"]).describe()
+
+    def stop_processing_job(self, ctx, params):
+        job = self.processing.job(params["ProcessingJobName"])
+        if job.status != "InProgress":
+            raise AwsError(
+                "ValidationException",
+                f"The request was rejected because the processing job is in status {job.status}.",
+            )
+        self.processing.stop(job)
+        return {}
+
+    def list_processing_jobs(self, ctx, params):
+        jobs = filter_sort(
+            list(self.processing.jobs.values()),
+            params,
+            name=lambda j: j.name,
+            created=lambda j: j.creation_time,
+            modified=lambda j: j.last_modified or j.creation_time,
+            status=lambda j: j.status,
+        )
+        chunk, more = page(jobs, params, default=10, maximum=100)
+        out = {"ProcessingJobSummaries": [j.summary() for j in chunk]}
         return out | more
 
     # ---- models ---------------------------------------------------------------------------

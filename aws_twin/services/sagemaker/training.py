@@ -167,10 +167,12 @@ class JobFailed(Exception):
 
 
 class LogWriter:
-    """Lines to one CloudWatch Logs stream, sent in small batches."""
+    """Lines to one CloudWatch Logs stream, sent in small batches (thread-safe: a job's reader
+    thread writes while a timer may flush)."""
 
     def __init__(self, logs_client, group: str, stream: str):
         self.client = logs_client
+        self._lock = threading.Lock()
         self.group = group
         self.stream = stream
         self.pending: list[dict] = []
@@ -187,16 +189,19 @@ class LogWriter:
             self.ok = False
 
     def write(self, message: str) -> None:
-        self.pending.append({"timestamp": int(time.time() * 1000), "message": message})
-        if len(self.pending) >= 200 or time.monotonic() - self.last_flush > 0.5:
+        with self._lock:
+            self.pending.append({"timestamp": int(time.time() * 1000), "message": message})
+            due = len(self.pending) >= 200 or time.monotonic() - self.last_flush > 0.5
+        if due:
             self.flush()
 
     def flush(self) -> None:
-        if not self.pending or not self.ok:
-            self.pending.clear()
-            return
-        batch, self.pending = self.pending, []
-        self.last_flush = time.monotonic()
+        with self._lock:
+            if not self.pending or not self.ok:
+                self.pending.clear()
+                return
+            batch, self.pending = self.pending, []
+            self.last_flush = time.monotonic()
         try:
             self.client.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=batch)
         except Exception:
