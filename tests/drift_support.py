@@ -122,3 +122,41 @@ def capture_line(rows: list[str], when: dt.datetime, predictions: list[float] | 
 
 def format_row(values) -> str:
     return ",".join(f"{v:.6g}" for v in values)
+
+
+def capture_keys(s3, bucket: str, prefix: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def move_capture_to_hour(
+    s3, bucket: str, base: str, target: dt.datetime, expected: int, timeout: float = 30
+) -> int:
+    """Move the records the twin captured under ``base`` (``.../<endpoint>/<variant>/``), outside
+    ``target``'s day, into one file of ``target``'s hour partition, their inference times set 10 s
+    apart inside that hour: what SageMaker would have written had the traffic come then. Waits (up to
+    ``timeout`` s) for ``expected`` records (the twin flushes capture every 0.5 s); returns how many."""
+    import time
+
+    day = f"{base}{target:%Y/%m/%d}/"
+    deadline = time.monotonic() + timeout
+    while True:
+        keys = [k for k in capture_keys(s3, bucket, base) if not k.startswith(day)]
+        records = [
+            json.loads(line)
+            for key in keys
+            for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().split("\n")
+            if line.strip()
+        ]
+        if len(records) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for number, record in enumerate(records):
+        stamp = target + dt.timedelta(seconds=10 * number)
+        record["eventMetadata"]["inferenceTime"] = stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    body = "\n".join(json.dumps(r) for r in records) + "\n"
+    key = f"{base}{target:%Y/%m/%d/%H}/00-00-000-{uuid.uuid4()}.jsonl"
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    for old in keys:
+        s3.delete_object(Bucket=bucket, Key=old)
+    return len(records)

@@ -113,13 +113,34 @@ def generate(pool: np.ndarray, schema: dict, profile: Profile, count: int, seed:
     return rows
 
 
+def encode_records(records: list[dict], schema: dict) -> np.ndarray:
+    """Raw rows (column -> text, e.g. from ``csv.DictReader``) encoded as the churn pipeline's Glue job
+    encodes its features: numeric columns as numbers, categorical ones one-hot (``<column>_<level>``,
+    all 0 for a level the model never saw), in ``schema["feature_columns"]`` order."""
+    columns = schema["feature_columns"]
+    numeric = set(schema.get("numeric_columns") or [])
+    levels = schema.get("categorical_levels") or {}
+    out = np.zeros((len(records), len(columns)))
+    index = {name: i for i, name in enumerate(columns)}
+    for r, record in enumerate(records):
+        for name in numeric:
+            out[r, index[name]] = float(record[name])
+        for column in levels:
+            key = f"{column}_{str(record[column]).strip()}"
+            if key in index:
+                out[r, index[key]] = 1.0
+    return out
+
+
 def format_rows(rows: np.ndarray) -> list[str]:
     return [",".join(f"{v:.6g}" for v in row) for row in rows]
 
 
-def send(runtime, endpoint: str, rows: np.ndarray, rate: float, batch: int = 10) -> dict:
+def send(
+    runtime, endpoint: str, rows: np.ndarray, rate: float, batch: int = 10, keep_predictions: bool = False
+) -> dict:
     """InvokeEndpoint with ``batch`` rows per request, paced to ``rate`` rows per second (0: as fast
-    as the endpoint answers)."""
+    as the endpoint answers); ``keep_predictions``: the answers too (``predictions``)."""
     lines = format_rows(rows)
     started = time.monotonic()
     predictions: list[float] = []
@@ -137,13 +158,16 @@ def send(runtime, endpoint: str, rows: np.ndarray, rate: float, batch: int = 10)
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-    return {
+    summary = {
         "endpoint": endpoint,
         "rows": len(lines),
         "invocations": calls,
         "seconds": round(time.monotonic() - started, 2),
         "mean_prediction": float(np.mean(predictions)) if predictions else None,
     }
+    if keep_predictions:
+        summary["predictions"] = predictions
+    return summary
 
 
 def read_uri(s3, uri: str) -> bytes:
@@ -191,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--category", default=None, help="column=level:fraction")
     parser.add_argument("--data", default=None, help="held-out CSV (label first); default: from the endpoint")
     parser.add_argument("--schema", default=None, help="schema.json of the data; default: from the endpoint")
+    parser.add_argument(
+        "--replay",
+        default=None,
+        help="a CSV with a header of raw rows (e.g. a later period of the training data), sent in order, "
+        "encoded with the schema; the profile is not applied",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--endpoint-url", default=None, help="e.g. http://127.0.0.1:4566 for aws_twin")
     parser.add_argument("--region", default=None)
@@ -207,6 +237,16 @@ def main(argv: list[str] | None = None) -> int:
         data = data or f"{prefix}/processed/validation/validation.csv"
         schema_uri = schema_uri or f"{prefix}/processed/schema.json"
     schema = json.loads(read_uri(s3, schema_uri))
+    if args.replay:
+        import csv
+        import io
+
+        records = list(csv.DictReader(io.StringIO(read_uri(s3, args.replay).decode("utf-8-sig"))))
+        rows = encode_records(records[: args.rows] if args.rows else records, schema)
+        summary = send(client("sagemaker-runtime"), args.endpoint, rows, args.rate, args.batch)
+        summary.update({"profile": "replay", "data": args.replay})
+        print(json.dumps(summary))
+        return 0
     lines = [line for line in read_uri(s3, data).decode().splitlines() if line.strip()]
     pool = np.array([[float(v) for v in line.split(",")[1:]] for line in lines])
     try:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 
 import numpy as np
@@ -57,11 +56,6 @@ def hour(h: int) -> dt.datetime:
 def read(s3, uri: str) -> bytes:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-
-def capture_keys(s3, prefix: str) -> list[str]:
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-    return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
 @pytest.fixture(scope="module")
@@ -100,33 +94,12 @@ def send_to_hour(twin, schema, pool, profile: dict, target: dt.datetime, seed: i
     s3 = twin.client("s3")
     base = f"churn/datacapture/{ENDPOINT}/AllTraffic/"
     # what was captured before (the churn pipeline's smoke test) is not part of this batch
-    for key in capture_keys(s3, base):
-        if not key.startswith(f"{base}2026/06/01/"):
+    for key in ds.capture_keys(s3, BUCKET, base):
+        if not key.startswith(f"{base}{target:%Y/%m/%d}/"):
             s3.delete_object(Bucket=BUCKET, Key=key)
     traffic.send(twin.client("sagemaker-runtime"), ENDPOINT, rows, rate=0, batch=10)
-    deadline = time.monotonic() + 30
-    records: list[dict] = []
-    while time.monotonic() < deadline:
-        keys = [k for k in capture_keys(s3, base) if not k.startswith(f"{base}2026/06/01/")]
-        records = [
-            json.loads(line)
-            for k in keys
-            for line in read(s3, f"s3://{BUCKET}/{k}").decode().split("\n")
-            if line
-        ]
-        if len(records) >= ROWS // 10:
-            break
-        time.sleep(0.5)
-    assert len(records) == ROWS // 10, f"{len(records)} capture records for {ROWS // 10} invocations"
-    for number, record in enumerate(records):
-        stamp = target + dt.timedelta(seconds=10 * number)
-        record["eventMetadata"]["inferenceTime"] = stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    body = "\n".join(json.dumps(r) for r in records) + "\n"
-    s3.put_object(
-        Bucket=BUCKET, Key=f"{base}{target:%Y/%m/%d/%H}/00-00-000-{uuid.uuid4()}.jsonl", Body=body.encode()
-    )
-    for key in keys:
-        s3.delete_object(Bucket=BUCKET, Key=key)
+    moved = ds.move_capture_to_hour(s3, BUCKET, base, target, ROWS // 10)
+    assert moved == ROWS // 10, f"{moved} capture records for {ROWS // 10} invocations"
     return rows
 
 
@@ -157,17 +130,20 @@ def runs(dag_runner, traffic_hours, twin):
     from sqlalchemy import update
 
     out = {}
-    for h in (9, 10):
-        out[h] = monitor(dag_runner, h)
-    # the churn pipeline unpaused (as it is when deployed), so the scheduler would create its runs
-    with settings.Session() as session:
-        session.execute(
-            update(DagModel).where(DagModel.dag_id == "churn_xgboost_pipeline").values(is_paused=False)
-        )
-        session.commit()
-    out[11] = monitor(dag_runner, 11)
-    out[8] = monitor(dag_runner, 8)  # backfilled after the later hours
-    out[12] = monitor(dag_runner, 12)
+    with pytest.MonkeyPatch.context() as mp:
+        # the monitor's first hour (a run's tasks are not created for hours before the start date)
+        mp.setenv("CHURN_DRIFT_START_DATE", DAY.isoformat())
+        for h in (9, 10):
+            out[h] = monitor(dag_runner, h)
+        # the churn pipeline unpaused (as it is when deployed), so the scheduler creates its runs
+        with settings.Session() as session:
+            session.execute(
+                update(DagModel).where(DagModel.dag_id == "churn_xgboost_pipeline").values(is_paused=False)
+            )
+            session.commit()
+        out[11] = monitor(dag_runner, 11)
+        out[8] = monitor(dag_runner, 8)  # backfilled after the later hours
+        out[12] = monitor(dag_runner, 12)
     return out
 
 
