@@ -180,7 +180,13 @@ def test_shifted_hours_flag_the_features_and_confirm_drift_after_k_hours(twin, r
         run = runs[h]
         assert run.state == "success", run.task_states
         result = result_of(twin, run)
-        assert sorted(result["drifted_features"]) == sorted(SHIFTED)
+        # the shifted features are flagged, and they drifted most (with 150 rows an unshifted
+        # categorical feature can pass both thresholds by chance: the method's false positives)
+        assert set(SHIFTED) <= set(result["drifted_features"]), result["drifted_features"]
+        numeric = [n for n, f in result["features"].items() if f["type"] == "numeric"]
+        assert sorted(sorted(numeric, key=lambda n: -result["features"][n]["drift_score"])[:2]) == sorted(
+            SHIFTED
+        )
         for name in SHIFTED:
             info = result["features"][name]
             assert info["p_value"] < 0.05 and info["drift_score"] > MONITOR.get("drift_score_threshold", 0.2)
@@ -205,7 +211,7 @@ def test_shifted_hours_flag_the_features_and_confirm_drift_after_k_hours(twin, r
     confirmed = runs[11].xcom("report")
     assert confirmed["consecutive_drift_hours"] == 2 and confirmed["confirmed"]
     assert runs[11].task_states["request_retraining"] == "success"
-    assert sorted(runs[11].xcom("request_retraining")["drifted_features"]) == sorted(SHIFTED)
+    assert set(SHIFTED) <= set(runs[11].xcom("request_retraining")["drifted_features"])
     page = read(twin.client("s3"), confirmed["report_uri"]).decode()
     assert "Drift confirmed" in page and all(name in page for name in SHIFTED)
     assert page.count("data:image/png;base64,") == 3
