@@ -11,6 +11,9 @@ Profiles (``--profile``):
   that level of the categorical column (one-hot encoded as ``<column>_<level>``); combinable with a
   numeric shift.
 
+``--replay raw.csv`` sends instead the rows of a CSV with a header (e.g. a later period of the data
+the model was trained on: real drift), in order, encoded with the schema (``encode_records``).
+
 The rows are the endpoint's model's held-out split, found from the endpoint (endpoint -> config ->
 model -> registered model package -> artifact ``s3://<bucket>/churn/runs/<key>/model/...`` ->
 ``.../processed/validation/validation.csv`` and ``schema.json``), or given with ``--data`` (a CSV,
