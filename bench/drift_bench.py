@@ -107,8 +107,12 @@ def main() -> int:
                 f"{args.repeat}), peak RSS {peak:.0f} MiB; drifted: {result['drifted_features']}"
             )
             rows_out.append(f"| drift analysis of {count:,} captured records | {seconds:.2f} | {peak:.0f} |")
-    print(f"\nparent peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (not a figure)")
-    print("\n| figure (`bench/drift_bench.py`, median of runs) | seconds | peak RSS MiB |\n| --- | --- | --- |")
+    print(
+        f"\nparent peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (not a figure)"
+    )
+    print(
+        "\n| figure (`bench/drift_bench.py`, median of runs) | seconds | peak RSS MiB |\n| --- | --- | --- |"
+    )
     print("\n".join(rows_out))
     return 0
 

@@ -269,14 +269,16 @@ def churn_drift_baseline():
     def resolve_baseline() -> dict:
         """The deployed model's artifact, the baseline's inputs and output, the job's config."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-        from airflow.providers.common.compat.sdk import AirflowFailException
+        from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
         from aws_ml_provider.utils import s3 as s3_utils
 
         params = get_current_context()["params"]
         common = _common(params)
         model = _endpoint_model(common["endpoint"], params["variant_name"])
         if model is None:
-            raise AirflowFailException(f"endpoint {common['endpoint']} does not exist: no model to baseline")
+            raise AirflowSkipException(
+                f"endpoint {common['endpoint']} does not exist: no model to baseline yet"
+            )
         artifact = model["artifact"]
         prefix = _run_prefix(artifact)
         inputs = {
@@ -406,7 +408,11 @@ def churn_drift_monitor():
         partition = f"{capture}/{endpoint}/{variant}/{start:%Y/%m/%d/%H}/"
         bucket, prefix = s3_utils.split_prefix(partition)
         s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
-        keys = s3.list_keys(bucket_name=bucket, prefix=prefix) or []
+        # no capture bucket: nothing was captured (not an error: the endpoint may not exist yet)
+        keys = (s3.list_keys(bucket_name=bucket, prefix=prefix) or []) if s3.check_for_bucket(bucket) else []
+        if not s3.check_for_bucket(common["bucket"]):
+            # where the results go (the churn pipeline's setup creates it too)
+            s3.create_bucket(bucket_name=common["bucket"], region_name=common["region"])
         results_uri = f"s3://{common['bucket']}/{DRIFT_PREFIX}/{endpoint}/results/{start:%Y/%m/%d/%H}"
         out = {
             "endpoint": endpoint,
