@@ -30,9 +30,10 @@ BASELINE_DAG_ID = "churn_drift_baseline"
 
 WAITER_DELAY = int(os.environ.get("AWS_ML_WAITER_DELAY", "30"))
 WAITER_MAX_ATTEMPTS = max(1, 7200 // max(WAITER_DELAY, 1))
-#: the first hour the monitor analyses (catchup runs every hour from there); set it to the day the
-#: endpoint went live. An hour without capture files is a cheap "no traffic" result (one S3 listing).
-START_DATE = datetime.fromisoformat(os.environ.get("CHURN_DRIFT_START_DATE", "2026-11-01T00:00:00+00:00"))
+#: the first hour the monitor analyses: catchup creates a run for every hour from there, so set
+#: CHURN_DRIFT_START_DATE (ISO time; on MWAA export it in the environment's startup script) to when
+#: the endpoint went live. An hour without capture files is a cheap "no traffic" result (an S3 listing).
+START_DATE = datetime.fromisoformat(os.environ.get("CHURN_DRIFT_START_DATE", "2026-11-30T00:00:00+00:00"))
 
 DEFAULT_BUCKET = "aws-ml-provider-demo"
 DEFAULT_SAGEMAKER_ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
