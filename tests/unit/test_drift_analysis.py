@@ -184,3 +184,33 @@ def test_missing_baseline_fails_with_the_reason(tmp_path, capsys):
     )
     assert code == 1
     assert "no baseline.json under" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_traffic_cli_rejects_a_profile_it_cannot_apply(tmp_path, split, capsys):
+    labels, features = split["held_out"]
+    data = tmp_path / "held_out.csv"
+    np.savetxt(data, np.column_stack([labels, features])[:50], delimiter=",", fmt="%.10g")
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(split["schema"]))
+    base = ["--endpoint", "e", "--data", str(data), "--schema", str(schema), "--region", "us-east-1"]
+    for extra, message in (
+        (["--profile", "sudden"], "profile sudden needs features to shift"),
+        (["--profile", "sudden", "--features", "state_CA"], "'state_CA' is not a numeric column"),
+        (["--profile", "category", "--category", "international_plan=maybe:0.5"], "no one-hot column"),
+        (["--profile", "category", "--category", "international_plan"], "expected column=level:fraction"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            ds.traffic().main(base + extra)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_encode_records_one_hot_encodes_like_the_glue_job(split):
+    schema = split["schema"]
+    _, features = split["train"]
+    columns = schema["feature_columns"]
+    row = features[0]
+    record = {name: str(row[columns.index(name)]) for name in schema["numeric_columns"]}
+    for column, levels in schema["categorical_levels"].items():
+        record[column] = next(level for level in levels if row[columns.index(f"{column}_{level}")] == 1)
+    assert np.array_equal(ds.traffic().encode_records([record], schema)[0], row)
