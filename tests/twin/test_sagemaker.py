@@ -636,6 +636,7 @@ def test_provider_operators_against_the_twin(airflow_aws_conn, sm, runtime, trai
         config=_request(deferred_name, churn["bucket"], {**HP_B, "num_round": "2000"}),
         deferrable=True,
         check_interval=1,
+        max_attempts=600,  # the 2,000 rounds take well over the default 60 polls on a loaded machine
     )
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute({})

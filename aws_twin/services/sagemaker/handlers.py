@@ -1,6 +1,7 @@
-"""SageMaker operations (the ``sagemaker`` model): training jobs, processing jobs, models, endpoint
-configs, endpoints and the model registry. Other SageMaker operations fall through to moto; A2I's flow
-definitions and human task UIs are another class on the same model.
+"""SageMaker operations (the ``sagemaker`` model): training, processing, transform and tuning jobs,
+models, endpoint configs, endpoints and the model registry. Operations the twin cannot really perform
+answer NotImplemented (:data:`REFUSED`); other SageMaker operations (metadata moto stores as given)
+fall through to moto; A2I's flow definitions and human task UIs are another class on the same model.
 
 Errors follow what SageMaker answers: an unknown training job / model / endpoint / endpoint config
 / package is a ``ValidationException`` (the provider's existence checks and botocore's waiters rely
@@ -20,6 +21,8 @@ from .hosting import HostingEngine
 from .processing import ProcessingEngine
 from .registry import Registry
 from .training import TrainingEngine, TrainingJob, default_scratch, now
+from .transform import TransformEngine
+from .tuning import TuningEngine
 
 
 def _aware(value):
@@ -52,9 +55,81 @@ def filter_sort(
     return items
 
 
+#: operations moto would answer with a success while nothing runs (a job "Completed" that did no
+#: work, a notebook or Studio domain "InService" that does not exist): the twin answers NotImplemented.
+#: Metadata that moto stores faithfully (experiments, trials, model cards, monitoring job
+#: definitions, pipelines' definitions, tags) still falls through to moto.
+REFUSED = {
+    # AutoML: no candidate search runs
+    "CreateAutoMLJob": "AutoML jobs",
+    "CreateAutoMLJobV2": "AutoML jobs",
+    "DescribeAutoMLJob": "AutoML jobs",
+    "DescribeAutoMLJobV2": "AutoML jobs",
+    "ListAutoMLJobs": "AutoML jobs",
+    "StopAutoMLJob": "AutoML jobs",
+    "ListCandidatesForAutoMLJob": "AutoML jobs",
+    # Neo compilation: nothing compiles
+    "CreateCompilationJob": "compilation jobs (SageMaker Neo)",
+    "DescribeCompilationJob": "compilation jobs (SageMaker Neo)",
+    "ListCompilationJobs": "compilation jobs (SageMaker Neo)",
+    "StopCompilationJob": "compilation jobs (SageMaker Neo)",
+    "DeleteCompilationJob": "compilation jobs (SageMaker Neo)",
+    # Ground Truth labeling
+    "CreateLabelingJob": "labeling jobs (Ground Truth)",
+    "DescribeLabelingJob": "labeling jobs (Ground Truth)",
+    "ListLabelingJobs": "labeling jobs (Ground Truth)",
+    "StopLabelingJob": "labeling jobs (Ground Truth)",
+    # HyperPod clusters, notebook instances, Studio domains: billed machines that would not exist
+    "CreateCluster": "HyperPod clusters",
+    "DescribeCluster": "HyperPod clusters",
+    "DescribeClusterNode": "HyperPod clusters",
+    "ListClusters": "HyperPod clusters",
+    "ListClusterNodes": "HyperPod clusters",
+    "DeleteCluster": "HyperPod clusters",
+    "CreateNotebookInstance": "notebook instances",
+    "DescribeNotebookInstance": "notebook instances",
+    "ListNotebookInstances": "notebook instances",
+    "StartNotebookInstance": "notebook instances",
+    "StopNotebookInstance": "notebook instances",
+    "DeleteNotebookInstance": "notebook instances",
+    "CreateDomain": "Studio domains",
+    "DescribeDomain": "Studio domains",
+    "ListDomains": "Studio domains",
+    "DeleteDomain": "Studio domains",
+    # Feature Store: no online / offline store behind the group
+    "CreateFeatureGroup": "Feature Store feature groups",
+    "DescribeFeatureGroup": "Feature Store feature groups",
+    # pipelines: an execution would run no step
+    "StartPipelineExecution": "pipeline executions",
+    "DescribePipelineExecution": "pipeline executions",
+    "ListPipelineExecutions": "pipeline executions",
+    # the twin's endpoints are not moto's: moto would change nothing that serves
+    "UpdateEndpointWeightsAndCapacities": "UpdateEndpointWeightsAndCapacities on the twin's endpoints",
+    # moto's Search knows neither the twin's training jobs nor its models
+    "Search": "Search",
+}
+
+
 class SageMakerService(TwinService):
     model = "sagemaker"
     moto_fallthrough = True
+
+    def handler(self, operation: str):
+        found = super().handler(operation)
+        if found is None and operation in REFUSED:
+            what = REFUSED[operation]
+
+            def refuse(ctx, params):
+                raise AwsError(
+                    "NotImplemented",
+                    f"sagemaker.{operation} is not implemented by aws_twin: it cannot really run {what}, "
+                    "and does not fake a success.",
+                    501,
+                    sender_fault=False,
+                )
+
+            return refuse
+        return found
 
     def reset(self) -> None:
         old = getattr(self, "training", None)
@@ -70,11 +145,15 @@ class SageMakerService(TwinService):
         self.training = TrainingEngine(self.twin, default_scratch(self.twin))
         self.hosting = HostingEngine(self.twin, self.registry)
         self.processing = ProcessingEngine(self.twin, default_scratch(self.twin))
+        self.transform = TransformEngine(self.twin, self.hosting)
+        self.tuning = TuningEngine(self.twin, self.training)
 
     def state(self) -> dict:
         return {
             "training_jobs": {n: j.status for n, j in sorted(self.training.jobs.items())},
             "processing_jobs": {n: j.status for n, j in sorted(self.processing.jobs.items())},
+            "transform_jobs": {n: j.status for n, j in sorted(self.transform.jobs.items())},
+            "tuning_jobs": {n: j.status for n, j in sorted(self.tuning.jobs.items())},
             "endpoints": {n: e.status for n, e in sorted(self.hosting.endpoints.items())},
             "models": sorted(self.hosting.models),
             "model_package_groups": sorted(self.registry.groups),
@@ -184,6 +263,84 @@ class SageMakerService(TwinService):
         chunk, more = page(jobs, params, default=10, maximum=100)
         out = {"ProcessingJobSummaries": [j.summary() for j in chunk]}
         return out | more
+
+    # ---- batch transform ------------------------------------------------------------------------
+    def create_transform_job(self, ctx, params):
+        return {"TransformJobArn": self.transform.create(ctx, params).arn}
+
+    def describe_transform_job(self, ctx, params):
+        return self.transform.job(params["TransformJobName"]).describe()
+
+    def stop_transform_job(self, ctx, params):
+        job = self.transform.job(params["TransformJobName"])
+        if job.status != "InProgress":
+            raise AwsError(
+                "ValidationException",
+                f"The request was rejected because the transform job is in status {job.status}.",
+            )
+        self.transform.stop(job)
+        return {}
+
+    def list_transform_jobs(self, ctx, params):
+        jobs = filter_sort(
+            list(self.transform.jobs.values()),
+            params,
+            name=lambda j: j.name,
+            created=lambda j: j.creation_time,
+            modified=lambda j: j.last_modified or j.creation_time,
+            status=lambda j: j.status,
+        )
+        chunk, more = page(jobs, params, default=10, maximum=100)
+        return {"TransformJobSummaries": [j.summary() for j in chunk]} | more
+
+    # ---- hyperparameter tuning ----------------------------------------------------------------
+    def create_hyper_parameter_tuning_job(self, ctx, params):
+        return {"HyperParameterTuningJobArn": self.tuning.create(ctx, params).arn}
+
+    def describe_hyper_parameter_tuning_job(self, ctx, params):
+        return self.tuning.job(params["HyperParameterTuningJobName"]).describe()
+
+    def stop_hyper_parameter_tuning_job(self, ctx, params):
+        self.tuning.stop(self.tuning.job(params["HyperParameterTuningJobName"]))
+        return {}
+
+    def delete_hyper_parameter_tuning_job(self, ctx, params):
+        self.tuning.delete(self.tuning.job(params["HyperParameterTuningJobName"]))
+        return {}
+
+    def list_hyper_parameter_tuning_jobs(self, ctx, params):
+        jobs = filter_sort(
+            list(self.tuning.jobs.values()),
+            params,
+            name=lambda j: j.name,
+            created=lambda j: j.creation_time,
+            modified=lambda j: j.last_modified or j.creation_time,
+            status=lambda j: j.status,
+        )
+        chunk, more = page(jobs, params, default=10, maximum=100)
+        return {"HyperParameterTuningJobSummaries": [j.summary() for j in chunk]} | more
+
+    def list_training_jobs_for_hyper_parameter_tuning_job(self, ctx, params):
+        job = self.tuning.job(params["HyperParameterTuningJobName"])
+        items = job.launched()
+        if params.get("StatusEquals"):
+            items = [c for c in items if c.job.status == params["StatusEquals"]]
+        sort_by = params.get("SortBy") or "Name"
+        descending = (params.get("SortOrder") or "Ascending") == "Descending"
+        if sort_by == "FinalObjectiveMetricValue":
+            # jobs without a value go last, whatever the order
+            scored = [c for c in items if c.objective(job.metric) is not None]
+            rest = [c for c in items if c.objective(job.metric) is None]
+            items = sorted(scored, key=lambda c: c.objective(job.metric), reverse=descending) + rest
+        else:
+            keyf = {
+                "Name": lambda c: c.job.name,
+                "CreationTime": lambda c: c.job.creation_time,
+                "Status": lambda c: c.job.status,
+            }[sort_by]
+            items = sorted(items, key=keyf, reverse=descending)
+        chunk, more = page(items, params, default=10, maximum=100)
+        return {"TrainingJobSummaries": [job.training_summary(c) for c in chunk]} | more
 
     # ---- models ---------------------------------------------------------------------------
     def create_model(self, ctx, params):

@@ -26,12 +26,16 @@ from ...core.errors import AwsError
 from .capture import CaptureWriter
 from .images import NOT_XGBOOST, xgboost_version
 from .registry import Registry
-from .training import now, split_s3
+from .training import LogWriter, now, split_s3
+from .xgb import one_line
 
 log = logging.getLogger("aws_twin.sagemaker")
 
 #: set once :func:`warm_up` has imported xgboost in the twin's process (the twin's state reports it)
 WARMED = threading.Event()
+#: how long a deleted endpoint stays visible as ``Deleting`` before DescribeEndpoint answers "not found"
+DELETING_SECONDS = 2.0
+ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints/{name}"
 
 
 def warm_up() -> None:
@@ -175,6 +179,25 @@ class HostingEngine:
         self.endpoints: dict[str, Endpoint] = {}
         self.capture = CaptureWriter(lambda: twin.client("s3"))
         self._random = random.Random()
+        self._logs: dict[tuple[str, str], LogWriter] = {}
+        self._timers: list[threading.Timer] = []
+
+    def log(self, ctx, endpoint: str, variant: str, message: str) -> None:
+        """One line to the endpoint's CloudWatch log group ``/aws/sagemaker/Endpoints/<name>``, stream
+        ``<variant>/i-<instance id>`` (what the container prints on SageMaker: model loading, errors)."""
+        key = (endpoint, variant)
+        with self.lock:
+            writer = self._logs.get(key)
+            if writer is None:
+                instance = "i-" + "".join(self._random.choice("0123456789abcdef") for _ in range(17))
+                writer = LogWriter(
+                    self.twin.client("logs", ctx.region),
+                    ENDPOINT_LOG_GROUP.format(name=endpoint),
+                    f"{variant}/{instance}",
+                )
+                self._logs[key] = writer
+        writer.write(message)
+        writer.flush()
 
     # ---- models and configs ---------------------------------------------------------------
     def create_model(self, ctx, params: dict) -> Model:
@@ -286,10 +309,26 @@ class HostingEngine:
     def delete_endpoint(self, ctx, name: str) -> None:
         endpoint = self.endpoint(ctx, name)
         with self.lock:
-            self.endpoints.pop(name, None)
+            if endpoint.status == "Deleting":
+                return
             endpoint.generation += 1
             endpoint.status = "Deleting"
+            endpoint.last_modified = now()
+            generation = endpoint.generation
         self.capture.flush(endpoint=name)
+        # visible as Deleting for a short while (botocore's endpoint_deleted waiter polls through it), then gone
+        timer = threading.Timer(DELETING_SECONDS, self._forget, args=(endpoint, generation))
+        timer.daemon = True
+        timer.start()
+        with self.lock:
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+
+    def _forget(self, endpoint: Endpoint, generation: int) -> None:
+        with self.lock:
+            if self.endpoints.get(endpoint.name) is endpoint and endpoint.generation == generation:
+                del self.endpoints[endpoint.name]
+                for key in [k for k in self._logs if k[0] == endpoint.name]:
+                    self._logs.pop(key).flush()
 
     def _deploy(self, ctx, endpoint: Endpoint, config: EndpointConfig, generation: int) -> None:
         updating = endpoint.status == "Updating"
@@ -301,12 +340,21 @@ class HostingEngine:
             else:  # a twin bug: fail the endpoint readably
                 log.exception("deploying endpoint %s failed", endpoint.name)
                 reason = f"the twin failed to deploy the endpoint: {type(exc).__name__}: {exc}"
+            self.log(ctx, endpoint.name, config.request["ProductionVariants"][0]["VariantName"], reason)
             with self.lock:
                 if endpoint.generation == generation:  # a failed update keeps serving the old variants
                     endpoint.failure_reason = reason
                     endpoint.status = "InService" if updating else "Failed"
                     endpoint.last_modified = now()
             return
+        for v in variants:
+            self.log(
+                ctx,
+                endpoint.name,
+                v.name,
+                f"aws_twin: variant {v.name} serves model {v.model_name} (image {v.image}, "
+                f"{v.booster.num_features()} features, {v.booster.num_boosted_rounds()} trees)",
+            )
         with self.lock:
             if endpoint.generation != generation:
                 return
@@ -394,9 +442,9 @@ class HostingEngine:
         try:
             booster.load_model(bytearray(raw))
         except xgb.core.XGBoostError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown format"
             raise LoadError(
-                f"Production variant {variant}: the model in {url} could not be loaded by XGBoost: {first}"
+                f"Production variant {variant}: the model in {url} could not be loaded by XGBoost: "
+                f"{one_line(exc)}"
             ) from None
         return booster
 
@@ -424,4 +472,8 @@ class HostingEngine:
         return variants[-1]
 
     def shutdown(self) -> None:
+        with self.lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
         self.capture.shutdown()

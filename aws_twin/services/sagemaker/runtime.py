@@ -48,6 +48,7 @@ class SageMakerRuntimeService(TwinService):
                 variant.booster, body, content_type, params.get("Accept")
             )
         except xgb.InferenceError as exc:
+            hosting.log(ctx, name, variant.name, f"inference error ({exc.status}): {exc.message}")
             raise AwsError(
                 "ModelError",
                 f'Received client error ({exc.status}) from primary with message "{exc.message}". '

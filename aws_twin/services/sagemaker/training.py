@@ -32,7 +32,55 @@ from .workers import Worker
 log = logging.getLogger("aws_twin.sagemaker")
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+METRIC_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 UTC = dt.UTC
+
+_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+#: the evaluation metrics the built-in XGBoost logs (``[7]#011train-auc:0.91``)
+_XGB_METRICS = (
+    "accuracy", "auc", "aucpr", "error", "f1", "gamma-deviance", "gamma-nloglik", "logloss", "mae",
+    "map", "merror", "mlogloss", "mse", "ndcg", "poisson-nloglik", "rmse", "tweedie-nloglik",
+    "cox-nloglik", "mape", "rmsle",
+)  # fmt: skip
+#: what DescribeTrainingJob shows as AlgorithmSpecification.MetricDefinitions for the built-in
+#: XGBoost algorithm (its own definitions; the SDK's training_job_analytics reads the names)
+XGBOOST_METRIC_DEFINITIONS = [
+    {"Name": f"{channel}:{metric}", "Regex": rf".*\[[0-9]+\].*#011{channel}-{metric}:{_NUMBER}.*"}
+    for channel in ("train", "validation")
+    for metric in _XGB_METRICS
+]
+
+
+def metric_definitions(algorithm: dict) -> list[dict]:
+    """The job's metric definitions: the request's, else the built-in XGBoost's."""
+    return algorithm.get("MetricDefinitions") or XGBOOST_METRIC_DEFINITIONS
+
+
+def parse_metrics(
+    definitions: list[dict], lines: list[tuple[float, str]]
+) -> dict[str, list[tuple[float, float]]]:
+    """name -> [(epoch seconds, value)] for every log line a definition's regex matches (its first group)."""
+    import re
+
+    found: dict[str, list[tuple[float, float]]] = {}
+    compiled = []
+    for d in definitions:
+        try:
+            compiled.append((d["Name"], re.compile(d["Regex"])))
+        except re.error:
+            continue
+    for stamp, line in lines:
+        for name, regex in compiled:
+            match = regex.search(line)
+            if match and match.groups():
+                try:
+                    value = float(match.group(1))
+                except ValueError:
+                    continue
+                if value == value:  # not NaN
+                    found.setdefault(name, []).append((stamp, value))
+    return found
+
 
 _MESSAGES = {
     "Starting": "Preparing the instances for training",
@@ -80,6 +128,10 @@ class TrainingJob:
     #: (forked from the warm parent): the twin's state reports both
     worker_pid: int | None = None
     worker_preloaded: bool | None = None
+    #: the hyperparameter tuning job that launched this one
+    tuning_job_arn: str | None = None
+    #: (epoch seconds, line) of the worker's output, for the metric definitions
+    log_lines: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -114,7 +166,10 @@ class TrainingJob:
                 "SecondaryStatus": self.secondary,
                 "FailureReason": self.failure_reason,
                 "HyperParameters": req.get("HyperParameters"),
-                "AlgorithmSpecification": req.get("AlgorithmSpecification"),
+                "AlgorithmSpecification": {
+                    **(req.get("AlgorithmSpecification") or {}),
+                    "MetricDefinitions": metric_definitions(req.get("AlgorithmSpecification") or {}),
+                },
                 "RoleArn": req.get("RoleArn"),
                 "InputDataConfig": req.get("InputDataConfig"),
                 "OutputDataConfig": req.get("OutputDataConfig"),
@@ -135,6 +190,7 @@ class TrainingJob:
                 "CheckpointConfig": req.get("CheckpointConfig"),
                 "Environment": req.get("Environment"),
                 "RetryStrategy": req.get("RetryStrategy"),
+                "TuningJobArn": self.tuning_job_arn,
                 "ExperimentConfig": req.get("ExperimentConfig"),
             }
             if self.start_time and self.end_time:
@@ -269,11 +325,7 @@ class TrainingEngine:
             self._check_stop(job)
             job.transition("Uploading")
             self._upload(job, os.path.join(work, "model"))
-            stamp = now()
-            job.metrics = [
-                {"MetricName": name, "Value": float(value), "Timestamp": stamp}
-                for name, value in sorted(result.get("metrics", {}).items())
-            ]
+            job.metrics = self._metrics(job, result)
             self._finish(job, "Completed")
         except JobStopped:
             self._finish(job, "Stopped")
@@ -297,6 +349,38 @@ class TrainingEngine:
             if logs:
                 logs.flush()
             shutil.rmtree(work, ignore_errors=True)
+
+    def _metrics(self, job: TrainingJob, result: dict) -> list[dict]:
+        """FinalMetricDataList (each definition's last value in the log; the worker's final
+        evaluation values for the built-in metrics it reports) and the per-round values as CloudWatch
+        metrics ``/aws/sagemaker/TrainingJobs`` {TrainingJobName}, as SageMaker publishes them."""
+        definitions = metric_definitions(job.request.get("AlgorithmSpecification") or {})
+        series = parse_metrics(definitions, job.log_lines)
+        stamp = now()
+        final = {name: values[-1][1] for name, values in series.items()}
+        final.update(
+            {k: float(v) for k, v in (result.get("metrics") or {}).items() if k in final or not series}
+        )
+        try:
+            cloudwatch = self.twin.client("cloudwatch", job.region)
+            data = [
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "TrainingJobName", "Value": job.name}],
+                    "Timestamp": dt.datetime.fromtimestamp(when, UTC),
+                    "Value": value,
+                }
+                for name, values in series.items()
+                for when, value in values
+            ]
+            for i in range(0, len(data), 500):
+                cloudwatch.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=data[i : i + 500])
+        except Exception:  # metrics are a side channel: never fail a job for them
+            log.exception("cannot publish the metrics of training job %s", job.name)
+        return [
+            {"MetricName": name, "Value": float(value), "Timestamp": stamp}
+            for name, value in sorted(final.items())
+        ]
 
     def _finish(self, job: TrainingJob, status: str) -> None:
         job.end_time = now()
@@ -380,11 +464,14 @@ class TrainingEngine:
         if stopping:
             proc.terminate()
         tail: list[str] = []
+        lines: list[tuple[float, str]] = []
         for line in proc.stdout:
             line = line.rstrip("\n")
             logs.write(line)
+            lines.append((time.time(), line))
             tail = (tail + [line])[-20:]
         proc.wait()
+        job.log_lines = lines
         logs.flush()
         if job.stop_reason:
             raise JobStopped()

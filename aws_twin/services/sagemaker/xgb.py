@@ -29,6 +29,7 @@ import gzip
 import json
 import math
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -86,6 +87,17 @@ class ClientError(Exception):
     """Bad input from the caller (SageMaker reports these as ``ClientError: ...``)."""
 
 
+_XGB_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\]\s+\S+:\d+:\s*")
+
+
+def one_line(exc: BaseException) -> str:
+    """An XGBoostError as one line a person can act on: the message's first line without the
+    ``[hh:mm:ss] src/file.cc:NN:`` prefix, never the C++ stack trace or candidate list after it."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return _XGB_PREFIX.sub("", first).strip()
+
+
 def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
@@ -114,6 +126,13 @@ def parse_hyperparameters(hyperparameters: dict[str, str]) -> tuple[dict[str, An
         raise ClientError("Missing required hyperparameter: num_round")
     if typed["num_round"] < 1:
         raise ClientError(f"Hyperparameter num_round must be at least 1, got {typed['num_round']}")
+    # a tuning job's objective (``validation:auc``): the container evaluates that metric too
+    tuning = str(typed.get("_tuning_objective_metric") or "")
+    if ":" in tuning:
+        metric = tuning.split(":", 1)[1]
+        metrics = typed.get("eval_metric") or []
+        if metric not in metrics:
+            typed["eval_metric"] = [*metrics, metric]
     num_round = typed["num_round"]
     early = typed.get("early_stopping_rounds")
     params = {k: v for k, v in typed.items() if k not in SAGEMAKER_ONLY}
@@ -276,8 +295,7 @@ def train(spec: dict) -> dict:
             callbacks=[LogEval()],
         )
     except xgb.core.XGBoostError as exc:
-        text = str(exc).strip().splitlines()
-        raise ClientError(f"XGBoost rejected the training job: {text[-1] if text else exc}") from None
+        raise ClientError(f"XGBoost rejected the training job: {one_line(exc)}") from None
     elapsed = time.perf_counter() - started
     booster.save_model(os.path.join(spec["model_dir"], "xgboost-model"))
     metrics = {}
@@ -309,7 +327,7 @@ def worker_main(spec_path: str, preloaded: bool = False) -> int:
         result = {"status": "failed", "reason": f"ClientError: {exc}"}
         code = 2
     except Exception as exc:  # an algorithm crash: report it like SageMaker's AlgorithmError
-        result = {"status": "failed", "reason": f"AlgorithmError: {type(exc).__name__}: {exc}"}
+        result = {"status": "failed", "reason": f"AlgorithmError: {type(exc).__name__}: {one_line(exc)}"}
         code = 3
     result["preloaded"] = preloaded
     if code:
