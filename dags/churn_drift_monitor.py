@@ -530,8 +530,13 @@ def churn_drift_monitor():
         )
         report_uri = s3_utils.put_text(s3, f"{resolved['results_uri']}/report.html", page, "text/html")
         S3ReportLink.persist_object(get_current_context(), hook, report_uri)
+        end = datetime.fromisoformat(resolved["end"])
+        data = drift_report.metric_data(endpoint, result, end)
+        if datetime.now(UTC) - end > drift_report.MAX_METRIC_AGE:
+            # PutMetricData refuses data points older than two weeks (a late catchup or backfill)
+            print(f"metrics of {end:%Y-%m-%d %H:00} not published: CloudWatch takes data up to two weeks old")
+            data = []
         cloudwatch = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="cloudwatch").conn
-        data = drift_report.metric_data(endpoint, result, datetime.fromisoformat(resolved["end"]))
         for k in range(0, len(data), drift_report.PUT_METRIC_BATCH):
             cloudwatch.put_metric_data(
                 Namespace=drift_report.NAMESPACE, MetricData=data[k : k + drift_report.PUT_METRIC_BATCH]

@@ -5,7 +5,7 @@ runs the baseline Processing job for it; include/drift/traffic.py sends held-out
 validation split) to the endpoint, undrifted or with a sudden shift of two numeric features, and the
 twin captures them. Capture lands in the partition of the hour it happens in; to give the monitor
 several past hours, each batch of captured records is moved to the partition of a chosen hour of
-2026-06-01, its inference times set inside that hour (what SageMaker would have written then).
+the day before yesterday, its inference times set inside that hour (what SageMaker would have written then).
 
 Then, with K = 2 (``consecutive_hours``):
 
@@ -39,7 +39,8 @@ BUCKET = f"drift-e2e-{SUFFIX}"
 ENDPOINT = f"drift-e2e-{SUFFIX}"
 SHIFTED = ["total_day_minutes", "total_eve_calls"]
 ROWS = 150
-DAY = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+#: two days ago (CloudWatch takes metric data up to two weeks old; the monitor publishes none older)
+DAY = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=2)
 MONITOR = {
     "endpoint_name": ENDPOINT,
     "bucket": BUCKET,
@@ -250,7 +251,7 @@ def test_backfilled_hour_reads_only_its_own_partition(twin, runs):
     assert result["interval"]["start"] == hour(8).isoformat()
     assert result["records"]["files"] == 1 and result["records"]["rows"] == ROWS
     assert result["records"]["skipped"] == 0 and result["drifted_features"] == []
-    assert run.xcom("resolve", "partition").endswith(f"/{ENDPOINT}/AllTraffic/2026/06/01/08/")
+    assert run.xcom("resolve", "partition").endswith(f"/{ENDPOINT}/AllTraffic/{hour(8):%Y/%m/%d}/08/")
 
 
 def test_an_hour_without_traffic_is_a_result(twin, runs):

@@ -14,6 +14,8 @@ from typing import Any
 NAMESPACE = "AwsMlProvider/ModelDrift"
 #: PutMetricData accepts up to 1000 metric data points per call
 PUT_METRIC_BATCH = 1000
+#: PutMetricData rejects data points older than two weeks
+MAX_METRIC_AGE = dt.timedelta(days=14)
 
 
 def counts_as_drift(result: dict | None, min_rows: int) -> bool:
