@@ -56,6 +56,12 @@ MODEL_PACKAGE_ASSET = Asset(
 ENDPOINT_ASSET = Asset(
     name="churn_xgboost_endpoint", uri="sagemaker://endpoint/churn-xgboost", group="ml-model"
 )
+#: what the pipeline is scheduled on: updated by dags/churn_drift_monitor.py (declared identically
+#: there) when drift of the deployed model is confirmed, so a confirmed drift starts retraining.
+#: Manual runs (trigger form, Params) work as before; an asset-triggered run uses the Params' defaults.
+DRIFT_ASSET = Asset(
+    name="churn_xgboost_drift", uri="sagemaker://endpoint/churn-xgboost/drift", group="ml-model"
+)
 
 INSTANCE_TYPES = [
     "ml.m5.large",
@@ -106,6 +112,10 @@ S3 layout (`<bucket>` from the `bucket` Param, else Variable `ml_bucket`, else `
 The role comes from the `sagemaker_role_arn` Param, else Variable `sagemaker_role_arn` (Glue: `glue_role_arn`).
 Offline, point the `aws_default` connection's `endpoint_url` at aws_twin; nothing else changes.
 
+Scheduled on the `churn_xgboost_drift` Asset: `churn_drift_monitor` updates it when drift of the
+deployed model is confirmed, which queues a run with the Params' defaults (retraining). Manual runs
+with the trigger form are unchanged.
+
 The default split seed is 7. The test split is 10 % (about 70 churners), so the test AUC of the default
 model moves with the split: 0.86 to 0.95 (mean 0.92) over seeds 40-59. The 0.90 gate is a real check.
 """
@@ -124,7 +134,7 @@ default_args = {
 
 @dag(
     dag_id=DAG_ID,
-    schedule=None,
+    schedule=[DRIFT_ASSET],
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
@@ -581,6 +591,11 @@ def churn_xgboost_pipeline():
         if problems:
             raise RuntimeError(f"smoke test of endpoint {name} failed: " + "; ".join(problems))
         print(f"endpoint {name} answered {len(answers)} rows, matching the evaluation's predictions")
+        # the drift baseline DAG (scheduled on this Asset) reads which endpoint was deployed
+        get_current_context()["outlet_events"][ENDPOINT_ASSET].extra = {
+            "endpoint_name": name,
+            "endpoint_config_name": endpoint_config_name,
+        }
         return {
             "endpoint_name": name,
             "endpoint_config_name": endpoint_config_name,

@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,10 @@ class Deployment:
                 ),
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "AWS_ML_WAITER_DELAY": "1",
+                # churn_drift_monitor catches up hourly from its start date: from the last hour here
+                "CHURN_DRIFT_START_DATE": (
+                    datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+                ).isoformat(),
                 "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             }
         )

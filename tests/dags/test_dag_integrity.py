@@ -86,7 +86,8 @@ def test_dag_file_imports_offline_with_metadata(path, no_network, capsys):
         )
         assert (dag.default_args or {}).get("retries", 0) >= 1, f"{dag_id}: default_args retries < 1"
         assert dag.doc_md and len(dag.doc_md.strip()) > 40, f"{dag_id}: no doc_md"
-        assert not dag.catchup, f"{dag_id}: catchup is on"
+        # the hourly drift monitor catches up on purpose: a missed hour is analysed later
+        assert not dag.catchup or dag_id == "churn_drift_monitor", f"{dag_id}: catchup is on"
 
 
 def test_churn_pipeline_waits_are_deferred_and_gate_does_not_retry(no_network):
@@ -97,7 +98,9 @@ def test_churn_pipeline_waits_are_deferred_and_gate_does_not_retry(no_network):
         assert tasks[task_id].deferrable, f"{task_id} holds a worker while it waits"
     assert tasks["evaluate.quality_gate"].retries == 0
     assert tasks["deploy.smoke_test"].trigger_rule == "none_failed_min_one_success"
-    assert dag.max_active_runs == 1 and dag.schedule is None
+    # scheduled on the drift Asset only (dags/churn_drift_monitor.py updates it): no time schedule
+    assert dag.max_active_runs == 1
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["churn_xgboost_drift"]
     assert {a.name for t in dag.tasks for a in t.outlets} == {
         "churn_xgboost_model_package",
         "churn_xgboost_endpoint",

@@ -87,3 +87,28 @@ def xgboost_image_uri(region: str, version: str = "1.7-1") -> str:
             f"known regions: {', '.join(sorted(XGBOOST_REGISTRIES))}"
         )
     return f"{account}.dkr.ecr.{region}.{dns_suffix(region)}/sagemaker-xgboost:{version}"
+
+
+#: framework versions of SageMaker's scikit-learn image (``sagemaker-scikit-learn:<version>-cpu-py3``),
+#: the image of the drift analysis Processing jobs; SageMaker publishes it from the same registry
+#: accounts as ``sagemaker-xgboost`` (the SDK's ``image_uris/sklearn.json``)
+SKLEARN_VERSIONS: tuple[str, ...] = ("0.20.0", "0.23-1", "1.0-1", "1.2-1")
+
+
+def sklearn_image_uri(region: str, version: str = "1.2-1") -> str:
+    """``<account>.dkr.ecr.<region>.<dns suffix>/sagemaker-scikit-learn:<version>-cpu-py3`` for a region.
+
+    Raises ``ValueError`` naming the supported values for an unknown region or version.
+    """
+    region = (region or "").strip()
+    if version not in SKLEARN_VERSIONS:
+        raise ValueError(
+            f"unsupported sagemaker-scikit-learn version {version!r}; supported: {', '.join(SKLEARN_VERSIONS)}"
+        )
+    account = XGBOOST_REGISTRIES.get(region)
+    if account is None:
+        raise ValueError(
+            f"no sagemaker-scikit-learn registry known for region {region!r}; "
+            f"known regions: {', '.join(sorted(XGBOOST_REGISTRIES))}"
+        )
+    return f"{account}.dkr.ecr.{region}.{dns_suffix(region)}/sagemaker-scikit-learn:{version}-cpu-py3"
