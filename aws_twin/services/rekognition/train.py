@@ -401,6 +401,10 @@ def main(argv: list[str]) -> int:
         with open(os.path.join(out_dir, "result.json"), "w") as f:
             json.dump({"error": str(exc)}, f)
         return 2
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # the whole worker, imports included
     with open(os.path.join(out_dir, "model.pkl"), "wb") as f:
         pickle.dump(model, f)
     with open(os.path.join(out_dir, "result.json"), "w") as f:
