@@ -167,6 +167,33 @@ def test_dataset_entries_labels_update_distribute(rek, s3, bucket, fashion):
     assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
+def test_multilabel_and_detection_manifests_count_labels_and_boxes(rek, s3, bucket):
+    _, project = _project(rek, "multi")
+    lines = [
+        json.dumps({"source-ref": f"s3://{bucket}/m/{i}.png", "tags": ids,
+                    "tags-metadata": {"class-map": {"0": "red", "1": "round", "2": "shiny"},
+                                      "type": "groundtruth/image-classification-multilabel"}})
+        for i, ids in enumerate([[0, 1], [1], [0, 1, 2]])
+    ]  # fmt: skip
+    s3.put_object(Bucket=bucket, Key="multi/manifest.jsonl", Body="\n".join(lines).encode())
+    train = _dataset(rek, project, "TRAIN", bucket, "multi/manifest.jsonl")
+    labels = rek.list_dataset_labels(DatasetArn=train)["DatasetLabelDescriptions"]
+    assert {x["LabelName"]: x["LabelStats"]["EntryCount"] for x in labels} == {
+        "red": 2,
+        "round": 3,
+        "shiny": 1,
+    }
+
+    boxes = [("bag", 10, 20, 50, 40), ("bag", 100, 120, 60, 60), ("trouser", 200, 10, 30, 90)]
+    line = data.detection_line(f"s3://{bucket}/d/0.png", boxes, {"bag": 0, "trouser": 1})
+    s3.put_object(Bucket=bucket, Key="multi/boxes.jsonl", Body=line.encode())
+    test = _dataset(rek, project, "TEST", bucket, "multi/boxes.jsonl")
+    labels = rek.list_dataset_labels(DatasetArn=test)["DatasetLabelDescriptions"]
+    assert {x["LabelName"]: (x["LabelStats"]["EntryCount"], x["LabelStats"]["BoundingBoxCount"]) for x in labels} == {
+        "bag": (1, 2), "trouser": (1, 1)
+    }  # fmt: skip
+
+
 def test_bad_manifest_fails_naming_the_line(rek, s3, bucket, fashion):
     _, project = _project(rek, "bad")
     lines = s3.get_object(Bucket=bucket, Key=fashion["train_key"])["Body"].read().decode().splitlines()

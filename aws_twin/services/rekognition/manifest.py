@@ -3,6 +3,8 @@
 
 - image classification: ``"<attr>": 0`` (the class id) and ``"<attr>-metadata": {"class-name": "cat",
   "type": "groundtruth/image-classification", ...}``
+- multi-label classification: ``"<attr>": [0, 2]`` and ``"<attr>-metadata": {"class-map": {"0": "cat",
+  ...}, "type": "groundtruth/image-classification-multilabel"}``
 - object detection: ``"<attr>": {"image_size": [{"width", "height", "depth"}], "annotations":
   [{"class_id", "left", "top", "width", "height"}]}`` (pixels) and ``"<attr>-metadata": {"class-map":
   {"0": "cat"}, "type": "groundtruth/object-detection", ...}``
@@ -16,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 CLASSIFICATION = "groundtruth/image-classification"
+MULTILABEL = "groundtruth/image-classification-multilabel"
 DETECTION = "groundtruth/object-detection"
 
 
@@ -65,6 +68,13 @@ def parse_line(line: str) -> Entry:
             if not isinstance(name, str) or not name:
                 raise ManifestError(f"{key} has no class-name")
             entry.labels.add(name)
+        elif kind == MULTILABEL:
+            class_map = meta.get("class-map") or {}
+            ids = value if isinstance(value, list) else None
+            if ids is None or any(str(i) not in class_map for i in ids):
+                raise ManifestError(f"{attr} must list class ids that {key}'s class-map names")
+            entry.labels.update(class_map[str(i)] for i in ids)
+            kind = CLASSIFICATION  # one model kind: image-level labels
         elif kind == DETECTION:
             class_map = meta.get("class-map") or {}
             try:
@@ -86,7 +96,7 @@ def parse_line(line: str) -> Entry:
                     raise ManifestError(f"{attr} annotation {i} ({name}) lies outside the image")
                 entry.boxes.append((name, max(left, 0.0), max(top, 0.0), min(w, 1 - left), min(h, 1 - top)))
         else:
-            raise ManifestError(f"{key} has type {kind!r}, not {CLASSIFICATION} or {DETECTION}")
+            raise ManifestError(f"{key} has type {kind!r}, not {CLASSIFICATION}, {MULTILABEL} or {DETECTION}")
         entry.kinds.add(kind)
     return entry
 
