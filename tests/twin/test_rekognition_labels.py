@@ -100,6 +100,12 @@ def test_image_properties_measured_on_the_pixels(rek):
     colours = props["DominantColors"]
     assert colours[0]["SimplifiedColor"] == "red" and colours[0]["PixelPercent"] == pytest.approx(75, abs=3)
     assert sum(c["PixelPercent"] for c in colours) == pytest.approx(100, abs=0.5)
+    one = rek.detect_labels(
+        Image={"Bytes": _png(arr)},
+        Features=["IMAGE_PROPERTIES"],
+        Settings={"ImageProperties": {"MaxDominantColors": 1}},
+    )["ImageProperties"]["DominantColors"]
+    assert one == colours[:1]
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,11 @@ class RekognitionService(TwinService):
         else:
             out["Labels"] = []
         if "IMAGE_PROPERTIES" in features:
-            out["ImageProperties"] = labels.image_properties(img)
+            props = labels.image_properties(img)
+            limit = ((params.get("Settings") or {}).get("ImageProperties") or {}).get("MaxDominantColors")
+            if limit is not None:
+                props["DominantColors"] = props["DominantColors"][: max(int(limit), 0)]
+            out["ImageProperties"] = props
         return out
 
     # ---- Custom Labels (see .custom) ---------------------------------------------------------
