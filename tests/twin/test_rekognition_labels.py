@@ -130,3 +130,17 @@ def test_unknown_feature_is_invalid_parameter(rek):
         rek.detect_labels(Image={"Bytes": FLOWER.read_bytes()}, Features=["FACES"])
     assert err.value.response["Error"]["Code"] == "InvalidParameterException"
     assert "FACES" in err.value.response["Error"]["Message"]
+
+
+def test_s3_images_may_be_larger_than_bytes_up_to_15_mb(rek, s3):
+    s3.create_bucket(Bucket="rek-large")
+    big = b"\xff\xd8\xff" + b"\0" * (15 * 1024 * 1024 + 1)
+    s3.put_object(Bucket="rek-large", Key="big.jpg", Body=big)
+    with pytest.raises(ClientError) as err:
+        rek.detect_labels(Image={"S3Object": {"Bucket": "rek-large", "Name": "big.jpg"}})
+    assert err.value.response["Error"]["Code"] == "ImageTooLargeException"
+    # 6 MB from S3 is within the limit (bytes stop at 5 MB): the image is read, and found undecodable
+    s3.put_object(Bucket="rek-large", Key="six.jpg", Body=big[: 6 * 1024 * 1024])
+    with pytest.raises(ClientError) as err:
+        rek.detect_labels(Image={"S3Object": {"Bucket": "rek-large", "Name": "six.jpg"}})
+    assert err.value.response["Error"]["Code"] == "InvalidImageFormatException"
