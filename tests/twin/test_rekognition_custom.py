@@ -329,6 +329,17 @@ def test_detection_trains_on_auto_split_and_finds_boxes(rek, s3, bucket):
     summary = _summary(s3, version)
     assert summary["EvaluationDetails"]["NumberOfTestingImages"] == len(truth) // 5  # the 80/20 split
     assert summary["EvaluationDetails"]["ModelType"] == "OBJECT_DETECTION"
+    # the split's own manifests: together exactly the training manifest's lines, 20 % of them for testing
+    assert version["TestingDataResult"]["Input"]["AutoCreate"] is True
+    used = {}
+    for split in ("TrainingDataResult", "TestingDataResult"):
+        obj = version[split]["Output"]["Assets"][0]["GroundTruthManifest"]["S3Object"]
+        used[split] = (
+            s3.get_object(Bucket=obj["Bucket"], Key=obj["Name"])["Body"].read().decode().splitlines()
+        )
+    given = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+    assert sorted(used["TrainingDataResult"] + used["TestingDataResult"]) == sorted(given)
+    assert len(used["TestingDataResult"]) == len(given) // 5
     chance = _chance_f1(truth, np.random.default_rng(0))
     assert version["EvaluationResult"]["F1Score"] > chance, (version["EvaluationResult"], chance)
 

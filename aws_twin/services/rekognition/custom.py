@@ -100,6 +100,8 @@ class Version:
         self.process: subprocess.Popen | None = None
         #: the training worker's figures (the twin's state shows them; bench/rekognition_bench.py prints them)
         self.figures: dict[str, float] = {}
+        #: TrainingData / TestingData as given (empty Assets when the project's datasets were used)
+        self.inputs: dict[str, dict] = {"train": {"Assets": []}, "test": {"Assets": []}}
 
     def describe(self) -> dict:
         out = {
@@ -433,6 +435,13 @@ class CustomLabels:
             k: params[k] for k in ("OutputConfig", "VersionDescription", "KmsKeyId") if params.get(k)
         }
         v = Version(arn, name, p["ProjectArn"], record_params)
+        v.inputs = {
+            "train": {"Assets": list((params.get("TrainingData") or {}).get("Assets") or [])},
+            "test": {
+                "Assets": list((params.get("TestingData") or {}).get("Assets") or []),
+                "AutoCreate": auto,
+            },
+        }
         with self.lock:
             self.versions[arn] = v
         threading.Thread(
@@ -482,6 +491,7 @@ class CustomLabels:
             return {
                 "path": cache[e.source_ref],
                 "ref": e.source_ref,
+                "line": e.line,
                 "labels": sorted(e.labels),
                 "boxes": [list(b) for b in e.boxes],
             }
@@ -557,6 +567,17 @@ class CustomLabels:
         lines = [json.dumps({"source-ref": ref, "split": split}) for split, items in
                  (("train", spec["train"]), ("test", spec["test"])) for ref in [i["ref"] for i in items]]  # fmt: skip
         s3.put_object(Bucket=bucket, Key=manifest_key, Body="\n".join(lines).encode())
+        # the entries each split really used, as Ground Truth lines (TrainingDataResult / TestingDataResult)
+        results = {}
+        for split in ("train", "test"):
+            key = f"{base}{v.name}/manifests/output/{split}.manifest"
+            s3.put_object(Bucket=bucket, Key=key, Body="\n".join(i["line"] for i in spec[split]).encode())
+            results[split] = {
+                "Input": v.inputs[split],
+                "Output": {
+                    "Assets": [{"GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Name": key}}}]
+                },
+            }
         with self.lock:
             v.record.update({
                 "BillableTrainingTimeInSeconds": int(time.monotonic() - started),
@@ -564,6 +585,8 @@ class CustomLabels:
                 "EvaluationResult": {"F1Score": result["f1"],
                                      "Summary": {"S3Object": {"Bucket": bucket, "Name": summary_key}}},
                 "ManifestSummary": {"S3Object": {"Bucket": bucket, "Name": manifest_key}},
+                "TrainingDataResult": {**results["train"], "Input": {"Assets": v.inputs["train"]["Assets"]}},
+                "TestingDataResult": results["test"],
             })  # fmt: skip
 
     def describe_project_versions(self, ctx, params):
