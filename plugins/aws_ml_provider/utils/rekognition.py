@@ -31,7 +31,7 @@ def label_records(labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not name:
             continue
         confidence = round(float(label.get("Confidence") or 0.0), 3)
-        instances = len(label.get("Instances") or []) or (1 if label.get("Geometry") else 0)
+        instances = len(label.get("Instances") or []) or (1 if "Geometry" in label else 0)
         record = by_name.get(name)
         if record is None:
             by_name[name] = {
