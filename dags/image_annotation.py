@@ -707,10 +707,11 @@ def image_annotation():
             deferrable=True,
             waiter_delay=MODEL_POLL_SECONDS,
         )
+        to_label = manifest_images(summary)
         label_with_model = RekognitionDetectLabelsOperator(
             task_id="label_with_model",
             aws_conn_id=AWS_CONN_ID,
-            images=manifest_images(summary),
+            images=to_label,
             project_version_arn=start.output,
             output_prefix=f"{cfg['work_prefix']}/custom-labels/detect",
             quarantine_prefix=cfg["run_quarantine_prefix"],
@@ -723,7 +724,8 @@ def image_annotation():
             deferrable=True,
             waiter_delay=MODEL_POLL_SECONDS,
         )
-        train >> start_gate >> start >> label_with_model >> stop.as_teardown(setups=start)
+        train >> start_gate >> [start, to_label]
+        start >> label_with_model >> stop.as_teardown(setups=start)
 
 
 image_annotation()

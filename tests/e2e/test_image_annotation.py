@@ -314,3 +314,20 @@ def test_scan_cap_and_early_stop_are_counted(dag_runner, airflow_twin):
     assert summary["scanned"] == 2 and summary["rejected"] == 2
     assert summary["skipped_early_stop"] == 4
     assert result.task_states["wait_for_review"] == "skipped"
+
+
+def test_an_empty_prefix_runs_with_the_defaults_and_says_so(dag_runner, airflow_twin):
+    """The trigger form's defaults (nothing staged): nothing to scan, no review, a zero summary."""
+    bucket = f"image-empty-{uuid.uuid4().hex[:8]}"
+    result = dag_runner(
+        DAG_ID,
+        {
+            "input_prefix": f"s3://{bucket}/unlabeled/",
+            "output_prefix": f"s3://{bucket}/labeled/",
+            "quarantine_prefix": f"s3://{bucket}/quarantine/",
+        },
+    )
+    assert result.state == "success", result.task_states
+    summary = _summary(airflow_twin.client("s3"), bucket)
+    assert summary["found"] == summary["scanned"] == summary["manifest_lines"] == 0
+    assert result.task_states["wait_for_review"] == "skipped"
