@@ -13,6 +13,7 @@ SERVICE_CLASSES = [
     "aws_twin.services.a2i.handlers:A2IService",
     "aws_twin.services.a2i.handlers:A2IRuntimeService",
     "aws_twin.services.textract.handlers:TextractService",
+    "aws_twin.services.rekognition.handlers:RekognitionService",
 ]
 
 
