@@ -70,7 +70,7 @@ DEFAULT_PREFIXES = {
     "quarantine_prefix": "image-annotation/quarantine/",
 }
 #: the target labels and their thresholds when the Param is empty (labels the sample photos show)
-DEFAULT_TARGETS = {"Dog": 80.0, "Cat": 80.0, "Horse": 80.0, "Bird": 80.0}
+DEFAULT_TARGETS = {"Cat": 85.0, "Dog": 85.0, "Bird": 85.0, "Coffee": 80.0}
 SAMPLES = "data/photos"  # under include/
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TASK_UI_TEMPLATE = "templates/image_label_review.liquid.html"  # under include/
