@@ -426,7 +426,10 @@ def image_annotation():
             for entry in s3_utils.read_json(s3, batch["decisions_uri"]):
                 if entry.get("decision") != REVIEW:
                     continue
-                name = hook.human_loop_name(entry["image"], flow_name, DAG_ID, run_id, prefix="img")
+                # <slug of the image's name>-<hash of its URI, the flow definition and the run>
+                name = hook.human_loop_name(
+                    _relative(cfg, entry["image"]), entry["image"], flow_name, DAG_ID, run_id
+                )
                 candidates = entry["candidates"]
                 bucket.acquire()
                 started = hook.start_human_loop(

@@ -33,7 +33,8 @@ def photo_files() -> list[Path]:
 
 
 def service_confidences(twin, bucket: str, prefix: str, names: list[str], min_confidence: float = 0) -> dict:
-    """``{name: {lower-case label or alias: confidence}}`` as the twin's DetectLabels answers."""
+    """``{name: {label or alias, as Rekognition spells it: confidence}}`` as the twin's DetectLabels
+    answers."""
     from botocore.exceptions import ClientError
 
     client = twin.client("rekognition")
@@ -48,7 +49,7 @@ def service_confidences(twin, bucket: str, prefix: str, names: list[str], min_co
         found: dict[str, float] = {}
         for label in labels:
             for n in [label["Name"]] + [a["Name"] for a in label.get("Aliases") or []]:
-                found[n.lower()] = max(found.get(n.lower(), 0.0), round(label["Confidence"], 3))
+                found[n] = max(found.get(n, 0.0), round(label["Confidence"], 3))
         out[name] = found
     return out
 
@@ -58,7 +59,8 @@ def expected_decisions(confs: dict, targets: dict, band: float) -> dict[str, tup
     is within ``band`` below; rejected otherwise. ``{name: (decision, labels or candidates)}``."""
     out = {}
     for name, found in confs.items():
-        score = {t: found.get(t.lower(), 0.0) for t in targets}
+        lower = {label.lower(): c for label, c in found.items()}
+        score = {t: lower.get(t.lower(), 0.0) for t in targets}
         hits = [t for t in targets if score[t] > 0 and score[t] >= targets[t]]
         near = [t for t in targets if score[t] > 0 and targets[t] - band <= score[t] < targets[t]]
         if hits:
@@ -82,7 +84,7 @@ def plan_targets(confs: dict, band: float = 10.0) -> dict[str, float]:
     ):
         if photo_b == photo_a or label_b == label_a or conf_b < band:
             continue
-        if confs[photo_b].get(label_a, 0) >= targets[label_a] - band:
+        if confs[photo_b].get(label_a, 0) >= targets[label_a] - band:  # (same spelling: one model)
             continue  # would be labelled or reviewed for the first label
         targets[label_b] = round(min(conf_b + band / 2, 100), 2)
         break
