@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# System packages the browser tests need (Debian's Chromium; Playwright cannot download its own here).
+# System packages from Debian: Chromium for the browser tests (Playwright cannot download its own here)
+# and Fashion-MNIST (dataset-fashion-mnist, MIT) for the Rekognition Custom Labels tests and bench.
 set -euo pipefail
-if [ -x /usr/bin/chromium ]; then exit 0; fi
+packages=()
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || packages+=(dataset-fashion-mnist)
+if [ ${#packages[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
-  echo "chromium missing: run 'sudo apt-get install -y chromium' for the browser tests" >&2
+  echo "${packages[*]} missing: run 'sudo apt-get install -y ${packages[*]}' for the tests that need them" >&2
   exit 0
 fi
-apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null

@@ -177,11 +177,11 @@ def build_onnx(sd: dict[str, np.ndarray]) -> bytes:
     graph = helper.make_graph(
         nodes,
         "efficientnet_lite0",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
         [
             helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1000]),
             helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 1280]),
-            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 1280, 7, 7]),
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 1280, "h", "w"]),
         ],
         inits,
     )
@@ -215,15 +215,16 @@ class Backbone:
             return cls._instance
 
     def run(self, batch: np.ndarray, outputs=("logits", "embedding", "features")) -> list[np.ndarray]:
-        """``batch``: N x 224 x 224 x 3 uint8 RGB."""
+        """``batch``: N x H x W x 3 uint8 RGB (224 x 224 for the ImageNet classes; any multiple of 32
+        for the feature map, which is (H/32) x (W/32))."""
         x = (batch.astype(np.float32) - MEAN) / STD
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         with self.run_lock:
             return self.session.run(list(outputs), {"image": x})
 
 
-def to_input(img) -> np.ndarray:
-    """A PIL image -> the 224 x 224 RGB array the network sees (the whole image, squashed)."""
+def to_input(img, size: int = SIZE) -> np.ndarray:
+    """A PIL image -> the ``size`` x ``size`` RGB array the network sees (the whole image, squashed)."""
     from PIL import Image
 
-    return np.asarray(img.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR), dtype=np.uint8)
+    return np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)
