@@ -333,3 +333,97 @@ def test_an_empty_prefix_runs_with_the_defaults_and_says_so(dag_runner, airflow_
     summary = _summary(airflow_twin.client("s3"), bucket)
     assert summary["found"] == summary["scanned"] == summary["manifest_lines"] == 0
     assert result.task_states["wait_for_review"] == "skipped"
+
+
+def test_the_model_is_stopped_by_a_teardown_of_its_start():
+    """A started model is billed by the hour: ``stop_model`` is the teardown of ``start_model``
+    (it runs when anything between them fails) and nothing else may skip it."""
+    from tests.e2e.conftest import load_dag
+
+    dag = load_dag(DAG_ID)
+    stop = dag.get_task("custom_labels.stop_model")
+    start = dag.get_task("custom_labels.start_model")
+    assert stop.is_teardown and start.is_setup
+    assert str(stop.trigger_rule) in ("all_done_setup_success", "TriggerRule.ALL_DONE_SETUP_SUCCESS")
+    assert "custom_labels.start_model" in stop.upstream_task_ids
+    assert "custom_labels.label_with_model" in stop.upstream_task_ids
+
+
+def _crops(path: Path, count: int) -> list[bytes]:
+    """``count`` different crops / mirror images of a photo."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    image = Image.open(path).convert("RGB")
+    w, h = image.size
+    out = []
+    for i in range(count):
+        f = 0.65 + 0.05 * (i % 6)
+        left, top = int(w * (1 - f) * (i % 3) / 2), int(h * (1 - f) * (i % 2))
+        crop = image.crop((left, top, left + int(w * f), top + int(h * f)))
+        if i % 2:
+            crop = ImageOps.mirror(crop)
+        buf = io.BytesIO()
+        crop.save(buf, format="JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+@pytest.mark.timeout(1200)
+def test_custom_labels_model_is_trained_started_used_and_stopped(dag_runner, airflow_twin):
+    """Crops of the cat and the dog photos, labelled by DetectLabels, become a manifest; the run
+    creates the Custom Labels dataset from it, trains a model, starts it, labels the images with
+    it, and its teardown stops it."""
+    twin = airflow_twin
+    s3 = twin.client("s3")
+    bucket = f"image-train-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    names = []
+    for photo in ("chelsea_cat.jpg", "dog_bicycle.jpg"):
+        for i, body in enumerate(_crops(PHOTOS / photo, 8)):
+            name = f"{photo[:-4]}-{i}.jpg"
+            s3.put_object(Bucket=bucket, Key=f"unlabeled/{name}", Body=body)
+            names.append(name)
+    targets = {"Cat": 50.0, "Dog": 50.0}
+    expected = expected_decisions(service_confidences(twin, bucket, "unlabeled/", names), targets, 0)
+    labelled = Counter(labels[0] for decision, labels in expected.values() if decision == "labelled")
+    assert set(labelled) == {"Cat", "Dog"}, expected
+    project = f"image-annotation-{bucket[-8:]}"
+    result = dag_runner(
+        DAG_ID,
+        {
+            "input_prefix": f"s3://{bucket}/unlabeled/",
+            "output_prefix": f"s3://{bucket}/labeled/",
+            "quarantine_prefix": f"s3://{bucket}/quarantine/",
+            "target_labels": targets,
+            "review_band": 0,
+            "train_custom_labels": True,
+            "start_model": True,
+            "project_name": project,
+            "flow_definition_name": f"image-review-{bucket[-8:]}",
+        },
+    )
+    assert result.state == "success", result.task_states
+    states = result.task_states
+    for task in (
+        "create_project",
+        "create_dataset",
+        "train_model",
+        "start_model",
+        "label_with_model",
+        "stop_model",
+    ):
+        assert states[f"custom_labels.{task}"] == "success", states
+    trained = result.xcom("custom_labels.train_model")
+    assert trained["status"] == "TRAINING_COMPLETED" and 0 <= trained["f1_score"] <= 1
+    print(f"image_annotation's Custom Labels model: F1 {trained['f1_score']:.3f}")
+    rekognition = twin.client("rekognition")
+    (version,) = rekognition.describe_project_versions(
+        ProjectArn=trained["project_arn"], VersionNames=[trained["version_name"]]
+    )["ProjectVersionDescriptions"]
+    assert version["Status"] == "STOPPED"  # the teardown stopped it
+    dataset = rekognition.describe_dataset(DatasetArn=result.xcom("custom_labels.create_dataset"))
+    assert dataset["DatasetDescription"]["DatasetStats"]["TotalEntries"] == sum(labelled.values())
+    labelled_by_model = result.xcom("custom_labels.label_with_model")
+    assert labelled_by_model["scanned"] == sum(labelled.values()) and labelled_by_model["quarantined"] == 0
