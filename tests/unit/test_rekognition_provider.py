@@ -367,3 +367,28 @@ def test_train_start_detect_stop(aws, photos, project, training_manifest, task_c
     assert (
         RekognitionStopProjectVersionOperator(task_id="stop", project_version_arn=None).execute(ctx) is None
     )
+
+
+def test_replace_makes_a_new_dataset_from_the_new_manifest(aws, photos, training_manifest, task_context):
+    s3 = aws.client("s3")
+    bucket, key = training_manifest[len("s3://") :].split("/", 1)
+    lines = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+    smaller = lines[:5] + lines[-5:]  # both labels, ten images
+    s3.put_object(Bucket=bucket, Key="train/smaller.manifest", Body=("\n".join(smaller) + "\n").encode())
+    name = _name("replace")
+    RekognitionCreateProjectOperator(task_id="p", project_name=name).execute(task_context(task_id="p"))
+
+    def create(manifest, if_exists):
+        return RekognitionCreateDatasetOperator(
+            task_id="dataset", project=name, manifest_s3_uri=manifest, if_exists=if_exists, waiter_delay=1
+        ).execute(task_context(task_id="dataset"))
+
+    first = create(training_manifest, "reuse")
+    assert create(f"s3://{bucket}/train/smaller.manifest", "reuse") == first  # reuse: the same
+    second = create(f"s3://{bucket}/train/smaller.manifest", "replace")
+    assert second != first
+    rekognition = aws.client("rekognition")
+    stats = rekognition.describe_dataset(DatasetArn=second)["DatasetDescription"]["DatasetStats"]
+    assert stats["TotalEntries"] == 10 and stats["TotalLabels"] == 2
+    with pytest.raises(rekognition.exceptions.ResourceNotFoundException):
+        rekognition.describe_dataset(DatasetArn=first)

@@ -128,7 +128,7 @@ class RekognitionCreateDatasetOperator(AwsBaseOperator[RekognitionHook]):
         if existing and self.if_exists == "replace" and existing.get("Status") != "DELETE_IN_PROGRESS":
             self.log.info("Replacing %s dataset %s", self.dataset_type, existing["DatasetArn"])
             self.hook.delete_dataset(existing["DatasetArn"])
-            self._wait_deleted(project_arn)
+            self._wait_deleted(existing["DatasetArn"])
             existing = None
         if existing:
             arn = existing["DatasetArn"]
@@ -170,14 +170,20 @@ class RekognitionCreateDatasetOperator(AwsBaseOperator[RekognitionHook]):
             pass  # _complete reports a failed dataset with its message
         return self._complete(arn)
 
-    def _wait_deleted(self, project_arn: str) -> None:
-        import time
+    def _wait_deleted(self, dataset_arn: str) -> None:
+        """DeleteDataset is asynchronous: wait (this provider's ``dataset_deleted`` waiter; a
+        deletion takes seconds) before creating the new dataset of that type."""
+        from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 
-        for _ in range(self.waiter_max_attempts):
-            if self.hook.project_dataset(project_arn, self.dataset_type) is None:
-                return
-            time.sleep(min(self.waiter_delay, 5))
-        raise AirflowException(f"the old {self.dataset_type} dataset of {project_arn} was not deleted")
+        wait(
+            waiter=self.hook.get_waiter("dataset_deleted"),
+            waiter_delay=min(self.waiter_delay, 5),
+            waiter_max_attempts=self.waiter_max_attempts,
+            args={"DatasetArn": dataset_arn},
+            failure_message=f"the old {self.dataset_type} dataset {dataset_arn} was not deleted",
+            status_message=f"Status of Rekognition dataset {dataset_arn} is",
+            status_args=["DatasetDescription.Status"],
+        )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         event = validate_execute_complete_event(event)
