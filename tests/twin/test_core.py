@@ -49,10 +49,10 @@ def test_query_and_json_services_fall_through(twin):
 def test_unimplemented_operation_is_an_aws_error_naming_it(twin):
     rekognition = twin.client("rekognition", config=Config(retries={"max_attempts": 1}))
     with pytest.raises(botocore.exceptions.ClientError) as info:
-        rekognition.describe_projects()
+        rekognition.list_collections()
     err = info.value.response["Error"]
     assert err["Code"] == "NotImplemented"
-    assert "rekognition.DescribeProjects" in err["Message"]
+    assert "rekognition.ListCollections" in err["Message"]
 
 
 def test_control_endpoints(twin):

@@ -98,6 +98,8 @@ class Version:
         self.model = None  # the loaded model while RUNNING
         self.model_path: str | None = None
         self.process: subprocess.Popen | None = None
+        #: the training worker's figures (the twin's state shows them; bench/rekognition_bench.py prints them)
+        self.figures: dict[str, float] = {}
 
     def describe(self) -> dict:
         out = {
@@ -130,7 +132,7 @@ class CustomLabels:
         with self.lock:
             return {
                 "projects": sorted(self.projects),
-                "versions": {v.arn: v.status for v in self.versions.values()},
+                "versions": {v.arn: {"status": v.status, **v.figures} for v in self.versions.values()},
             }
 
     def shutdown(self) -> None:
@@ -509,6 +511,10 @@ class CustomLabels:
         if "error" in result:
             return self._fail(v, result["error"])
         self._write_outputs(v, kind, result, spec, started)
+        v.figures = {
+            "train_seconds": round(result["seconds"], 2),
+            "worker_cpu_seconds": round(result["cpu_seconds"], 2),
+        }
         with self.lock:
             v.model_path = os.path.join(work, "model.pkl")
             v.status, v.message = "TRAINING_COMPLETED", "The model is ready to run."
