@@ -4,7 +4,7 @@ DetectCustomLabels), each create looked up first so that a retried task attaches
 try made.
 
 Waiters: botocore's own ``project_version_training_completed`` and ``project_version_running``;
-this provider's ``project_version_stopped`` and ``dataset_created`` (``waiters/rekognition.json``:
+this provider's ``project_version_stopped``, ``dataset_created`` and ``dataset_deleted`` (``waiters/rekognition.json``:
 botocore has none for these).
 
 Bad images: Rekognition answers :data:`BAD_IMAGE_CODES` for an image it cannot use; the batch
