@@ -15,6 +15,11 @@ from aws_ml_provider.links.a2i import (
     A2IHumanTaskUiLink,
     A2IReviewPageLink,
 )
+from aws_ml_provider.links.rekognition import (
+    RekognitionConsoleLink,
+    RekognitionModelLink,
+    RekognitionProjectLink,
+)
 from aws_ml_provider.links.s3 import S3ReportLink
 from aws_ml_provider.links.textract import TextractConsoleLink, TextractResultLink
 
@@ -29,4 +34,7 @@ class AwsMlProviderPlugin(AirflowPlugin):
         A2IHumanTaskUiLink(),
         A2IReviewPageLink(),
         S3ReportLink(),
+        RekognitionProjectLink(),
+        RekognitionModelLink(),
+        RekognitionConsoleLink(),
     ]

@@ -10,7 +10,7 @@ def get_provider_info() -> dict:
     return {
         "package-name": "aws-ml-provider",
         "name": "AWS ML",
-        "description": "Amazon Textract and Amazon Augmented AI (A2I) hooks, operators, sensors, "
+        "description": "Amazon Textract, Amazon Rekognition and Amazon Augmented AI (A2I) hooks, operators, sensors, "
         "deferrable triggers, custom waiters and console links, on top of "
         "``apache-airflow-providers-amazon``.\n",
         "versions": ["0.1.0"],
@@ -25,6 +25,11 @@ def get_provider_info() -> dict:
                 "external-doc-url": "https://aws.amazon.com/augmented-ai/",
                 "tags": ["aws"],
             },
+            {
+                "integration-name": "Amazon Rekognition",
+                "external-doc-url": "https://aws.amazon.com/rekognition/",
+                "tags": ["aws"],
+            },
         ],
         "operators": [
             {
@@ -32,6 +37,7 @@ def get_provider_info() -> dict:
                 "python-modules": [f"{_P}.operators.textract", f"{_P}.operators.expense"],
             },
             {"integration-name": "Amazon Augmented AI (A2I)", "python-modules": [f"{_P}.operators.a2i"]},
+            {"integration-name": "Amazon Rekognition", "python-modules": [f"{_P}.operators.rekognition"]},
         ],
         "sensors": [
             {"integration-name": "Amazon Augmented AI (A2I)", "python-modules": [f"{_P}.sensors.a2i"]},
@@ -39,10 +45,12 @@ def get_provider_info() -> dict:
         "hooks": [
             {"integration-name": "Amazon Textract", "python-modules": [f"{_P}.hooks.textract"]},
             {"integration-name": "Amazon Augmented AI (A2I)", "python-modules": [f"{_P}.hooks.a2i"]},
+            {"integration-name": "Amazon Rekognition", "python-modules": [f"{_P}.hooks.rekognition"]},
         ],
         "triggers": [
             {"integration-name": "Amazon Textract", "python-modules": [f"{_P}.triggers.textract"]},
             {"integration-name": "Amazon Augmented AI (A2I)", "python-modules": [f"{_P}.triggers.a2i"]},
+            {"integration-name": "Amazon Rekognition", "python-modules": [f"{_P}.triggers.rekognition"]},
         ],
         # the ``aws`` connection type of apache-airflow-providers-amazon serves every hook here
         "connection-types": [],
@@ -54,5 +62,8 @@ def get_provider_info() -> dict:
             f"{_P}.links.a2i.A2IHumanTaskUiLink",
             f"{_P}.links.a2i.A2IReviewPageLink",
             f"{_P}.links.s3.S3ReportLink",
+            f"{_P}.links.rekognition.RekognitionProjectLink",
+            f"{_P}.links.rekognition.RekognitionModelLink",
+            f"{_P}.links.rekognition.RekognitionConsoleLink",
         ],
     }

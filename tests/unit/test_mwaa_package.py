@@ -375,6 +375,7 @@ PREFIX_MODELS = {
     "logs": ["logs"],
     "s3": ["s3", "s3control"],
     "sagemaker": ["sagemaker", "sagemaker-runtime", "sagemaker-a2i-runtime"],
+    "rekognition": ["rekognition"],
     "sqs": ["sqs"],
     "sts": ["sts"],
     "textract": ["textract"],
@@ -451,10 +452,14 @@ def test_policy_actions_are_real_and_scoped(path, prefix_operations):
             assert resource == "*" or resource.startswith("arn:aws:"), resource
         if resources == ["*"]:
             # only actions that have no resource-level permissions, or are narrowed by a condition
-            ok_prefixes = {"textract", "ecr", "s3", "logs", "sagemaker"}
+            ok_prefixes = {"textract", "rekognition", "ecr", "s3", "logs", "sagemaker"}
             assert "Condition" in statement or all(
                 a.split(":")[0] in ok_prefixes
                 and (a.split(":")[0] != "sagemaker" or a.split(":")[1].startswith("List"))
+                and (
+                    a.split(":")[0] != "rekognition"
+                    or a.split(":")[1] in ("DetectLabels", "DescribeProjects")
+                )
                 for a in _as_list(statement["Action"])
             ), statement.get("Sid")
 

@@ -22,7 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "plugins"
 WAITERS = PLUGINS / "aws_ml_provider" / "waiters"
 #: waiter file -> the botocore service models its waiters may call
-WAITER_SERVICES = {"textract.json": ("textract",), "a2i.json": ("sagemaker-a2i-runtime", "sagemaker")}
+WAITER_SERVICES = {
+    "textract.json": ("textract",),
+    "a2i.json": ("sagemaker-a2i-runtime", "sagemaker"),
+    "rekognition.json": ("rekognition",),
+}
 
 
 def _provider_info() -> dict:
@@ -66,7 +70,11 @@ def test_providers_manager_lists_links_and_triggers():
     assert manager.providers["aws-ml-provider"].version == info["versions"][0]
     assert set(info["extra-links"]) <= set(manager.extra_links_class_names)
     triggers = {t.trigger_class_name for t in manager.trigger if t.package_name == "aws-ml-provider"}
-    assert triggers == {"aws_ml_provider.triggers.textract", "aws_ml_provider.triggers.a2i"}
+    assert triggers == {
+        "aws_ml_provider.triggers.textract",
+        "aws_ml_provider.triggers.a2i",
+        "aws_ml_provider.triggers.rekognition",
+    }
 
 
 @pytest.mark.parametrize("filename", sorted(WAITER_SERVICES))
@@ -83,14 +91,26 @@ def test_waiter_files_are_botocore_waiter_models_of_real_operations(filename):
         states = {a.state for a in waiter.acceptors}
         assert {"success", "failure"} <= states, name
         for acceptor in waiter.acceptors:
-            if acceptor.matcher == "path":
-                member = acceptor.argument.split(".")[0]
-                assert member in op.output_shape.members, (name, acceptor.argument)
-                enum = op.output_shape.members[member].enum
+            if acceptor.matcher in ("path", "pathAll", "pathAny"):
+                shape = _path_shape(op.output_shape, acceptor.argument)
+                assert shape is not None, (name, acceptor.argument)
+                enum = getattr(shape, "enum", None)
                 assert not enum or acceptor.expected in enum, (name, acceptor.expected)
                 jmespath.compile(acceptor.argument)
             elif acceptor.matcher == "error":
                 assert acceptor.expected in {e.name for e in op.error_shapes}, (name, acceptor.expected)
+
+
+def _path_shape(shape, argument: str):
+    """The botocore shape a simple JMESPath (``A.B``, ``A[].B``, ``A[0].B``) selects; None if absent."""
+    for part in argument.split("."):
+        name = part.split("[", 1)[0]
+        if getattr(shape, "type_name", "") != "structure" or name not in shape.members:
+            return None
+        shape = shape.members[name]
+        if "[" in part:
+            shape = shape.member  # a list's items
+    return shape
 
 
 def test_textract_job_waiter_acceptors():
