@@ -47,11 +47,13 @@ def churn_encoded() -> tuple[np.ndarray, np.ndarray, dict]:
     numeric = glue.classify_columns(header, rows, features)
     good, bad = glue.check_rows(header, rows, "churn", numeric)
     assert not bad
-    frame, columns, levels = glue.encode(good, header, "churn", "yes", numeric)
+    rules = glue.input_rules(good, header, "churn", numeric, 100)
+    levels = rules["levels"]
+    frame, columns = glue.encode(good, header, "churn", "yes", numeric, levels)
     schema = {
         "label_column": "churn",
         "feature_columns": columns,
-        "numeric_columns": numeric,
+        "numeric_columns": [name for name in header if name in numeric],
         "categorical_levels": levels,
     }
     array = frame.to_numpy(dtype=float)
