@@ -533,14 +533,15 @@ class _MotoCall:
         return serialize_error(_protocol(self.service, request), err)(environ, start_response)
 
 
-class _Raw:
-    """The raw body botocore's ``AWSResponse`` reads (``stream()``) for an in-process answer."""
-
-    def __init__(self, data: bytes):
-        self._data = data
+class _Raw(io.BytesIO):
+    """The raw body of an in-process answer, as botocore's ``AWSResponse`` reads it (``stream()``
+    for its content, ``read()`` for a streaming body such as GetObject's)."""
 
     def stream(self, **kwargs):
-        yield self._data
+        contents = self.read()
+        while contents:
+            yield contents
+            contents = self.read()
 
 
 def _reset_connection(request: Request) -> Response:
