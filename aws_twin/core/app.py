@@ -227,7 +227,10 @@ class Twin:
             method=request.method,
             base_url=f"{url.scheme}://{url.netloc}",
             query_string=url.query,
-            headers=list(request.headers.items()),
+            headers=[
+                (k, v.decode("latin-1") if isinstance(v, bytes) else str(v))
+                for k, v in request.headers.items()
+            ],
             data=body or b"",
         ).get_environ()
         # the path as sent (percent-encoded by botocore), decoded the way a WSGI server decodes it
