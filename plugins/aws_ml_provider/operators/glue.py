@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
+from botocore.exceptions import ClientError
 
 from ..utils.idempotent import is_transient_failure, single_attempt
 
@@ -43,7 +44,12 @@ class GlueJobOnceOperator(GlueJobOperator):
         _, task_uuid = self._prepare_script_args_with_task_uuid(
             context, base_args=dict(self.script_args or {})
         )
-        return self._find_job_run_id_by_task_uuid(task_uuid)
+        try:
+            return self._find_job_run_id_by_task_uuid(task_uuid)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "EntityNotFoundException":
+                return None  # the job itself does not exist yet: the first try creates it
+            raise
 
     def execute(self, context: Context):
         for attempt in range(1, self.start_attempts + 1):
