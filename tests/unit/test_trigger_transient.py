@@ -106,3 +106,23 @@ def test_a2i_loops_trigger_rides_out_resets_and_reports_a_lost_loop(faults):
     assert state["status"] == "NotFound"
     assert "AWS no longer knows human loop loop-lost-in-a-restart" in event["message"]
     assert "restarted" in event["message"]
+
+
+def test_textract_start_is_one_job_under_a_lost_answer(faults, finished_job, aws):
+    """The expense DAG's Textract starts are idempotent by design: StartExpenseAnalysis carries a
+    ClientRequestToken, so botocore's retry of a start whose answer was lost gets the first JobId."""
+    from aws_ml_provider.hooks.textract import TextractHook
+
+    textract = aws.client("textract")
+    job = textract.get_expense_analysis(JobId=finished_job, MaxResults=1)
+    assert job["JobStatus"] == "SUCCEEDED"
+    bucket = f"trigger-{uuid.uuid4().hex[:8]}"
+    aws.client("s3").create_bucket(Bucket=bucket)
+    aws.client("s3").put_object(Bucket=bucket, Key="doc.png", Body=b"\x89PNG\r\n\x1a\n")
+    jobs_before = aws.control("state")["services"]["TextractService"]["jobs"]
+    faults.set_faults("textract:StartExpenseAnalysis:drop=1,times=1")
+    token = TextractHook.client_request_token("run-1", f"s3://{bucket}/doc.png")
+    job_id = TextractHook().start_job("expense", f"s3://{bucket}/doc.png", client_request_token=token)
+    assert faults.control("faults")["counters"]["dropped"] == 1
+    assert aws.control("state")["services"]["TextractService"]["jobs"] == jobs_before + 1
+    assert len(job_id) == 64
