@@ -34,30 +34,21 @@ def is_transient_failure(exc: BaseException) -> bool:
     return isinstance(exc, CONNECTION_ERRORS)
 
 
-class _SingleAttemptClient:
-    """The hook's client, except that ``operations`` go through a client without retries."""
-
-    def __init__(self, client: Any, single: Any, operations: tuple[str, ...]):
-        self._client = client
-        self._single = single
-        self._operations = operations
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._single if name in self._operations else self._client, name)
-
-
 @contextmanager
 def single_attempt(hook: Any, *operations: str) -> Iterator[None]:
-    """Within the block, ``hook.conn`` (and ``hook.get_conn()``) send ``operations`` (boto3 method
-    names, e.g. ``create_model_package``) once, without botocore's retries; every other call keeps
-    the hook's retrying client."""
+    """Within the block, the hook's client (``hook.conn``, ``hook.get_conn()``) sends ``operations``
+    (boto3 method names, e.g. ``create_model_package``) once, without botocore's retries; every
+    other call keeps the client's retries. (The methods are shadowed on the client instance, so it
+    stays the botocore client the hook's other properties expect.)"""
     client = hook.conn
     single = hook.get_client_type(config=NO_RETRIES)
-    hook.__dict__["conn"] = _SingleAttemptClient(client, single, operations)
+    for name in operations:
+        setattr(client, name, getattr(single, name))
     try:
         yield
     finally:
-        hook.__dict__["conn"] = client
+        for name in operations:
+            client.__dict__.pop(name, None)
 
 
 def create_once(
