@@ -268,29 +268,64 @@ def test_reset_closes_the_connection_and_standard_retries_ride_it_out(faults):
 
 
 # ---- shutdown ----------------------------------------------------------------------------------
-SLEEPER = "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n"
+
+
+def _pdf(pages: int) -> bytes:
+    from PIL import Image, ImageDraw
+
+    images = []
+    for number in range(pages):
+        image = Image.new("RGB", (600, 400), "white")
+        ImageDraw.Draw(image).text((40, 40), f"PAGE {number + 1} TOTAL 9.99", fill="black")
+        images.append(image)
+    import io
+
+    buf = io.BytesIO()
+    images[0].save(buf, "PDF", save_all=True, append_images=images[1:])
+    return buf.getvalue()
+
+
+def test_async_job_time_limit(tmp_path):
+    """A twin with a tiny Textract job time limit: a multi-page job ends FAILED, saying so."""
+    running = start_twin(
+        0, log_path=str(tmp_path / "twin.log"), env={"AWS_TWIN_TEXTRACT_JOB_SECONDS": "0.000001"}
+    )
+    try:
+        running.client("s3").create_bucket(Bucket="docs")
+        running.client("s3").put_object(Bucket="docs", Key="long.pdf", Body=_pdf(5))
+        textract = running.client("textract")
+        job = textract.start_document_text_detection(
+            DocumentLocation={"S3Object": {"Bucket": "docs", "Name": "long.pdf"}}
+        )["JobId"]
+        deadline = time.monotonic() + 60
+        while (got := textract.get_document_text_detection(JobId=job))["JobStatus"] == "IN_PROGRESS":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        running.stop()
+    assert got["JobStatus"] == "FAILED", got
+    assert "time limit" in got["StatusMessage"] and "AWS_TWIN_TEXTRACT_JOB_SECONDS" in got["StatusMessage"]
 
 
 def test_sigterm_stops_the_twin_promptly_while_a_job_runs(tmp_path):
+    """SIGTERM while an asynchronous Textract job reads 60 pages (OCR on the twin's threads): the
+    twin is gone within seconds, not once the job is done."""
     running = start_twin(0, log_path=str(tmp_path / "twin.log"))
     try:
-        s3, glue = running.client("s3"), running.client("glue")
-        s3.create_bucket(Bucket="sleepy")
-        s3.put_object(Bucket="sleepy", Key="sleep.py", Body=SLEEPER.encode())
-        glue.create_job(
-            Name="sleepy",
-            Role="arn:aws:iam::123456789012:role/glue",
-            Command={"Name": "pythonshell", "ScriptLocation": "s3://sleepy/sleep.py", "PythonVersion": "3.9"},
-        )
-        run_id = glue.start_job_run(JobName="sleepy")["JobRunId"]
-        deadline = time.monotonic() + 60
-        while glue.get_job_run(JobName="sleepy", RunId=run_id)["JobRun"]["JobRunState"] != "RUNNING":
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        time.sleep(1)
+        running.client("s3").create_bucket(Bucket="docs")
+        running.client("s3").put_object(Bucket="docs", Key="long.pdf", Body=_pdf(60))
+        textract = running.client("textract")
+        job = textract.start_document_text_detection(
+            DocumentLocation={"S3Object": {"Bucket": "docs", "Name": "long.pdf"}}
+        )["JobId"]
+        time.sleep(2)
+        assert textract.get_document_text_detection(JobId=job)["JobStatus"] == "IN_PROGRESS"
         started = time.monotonic()
         running.process.terminate()
-        running.process.wait(15)
+        try:
+            running.process.wait(30)
+        except Exception:
+            pass
         elapsed = time.monotonic() - started
     finally:
         running.stop()
