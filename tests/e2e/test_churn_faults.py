@@ -100,7 +100,10 @@ def test_exactly_one_of_each_resource_per_run(runs, twin):
             for r in glue.get_job_runs(JobName="churn-xgboost-preprocess", MaxResults=200)["JobRuns"]
             if run.run_id in (r.get("Arguments") or {}).get("--airflow_task_uuid", "")
         ]
-        assert [r["JobRunState"] for r in glue_runs] == ["SUCCEEDED"], glue_runs
+        assert [r["JobRunState"] for r in glue_runs] == ["SUCCEEDED"], [
+            (r["Id"][:12], r["Arguments"].get("--airflow_task_uuid"), str(r.get("StartedOn")))
+            for r in glue_runs
+        ]
         model = run.xcom("prepare.resolve_config", "model_name")
         assert sm.describe_model(ModelName=model)["ModelName"] == model
     packages = sm.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]
