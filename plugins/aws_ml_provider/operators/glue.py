@@ -60,8 +60,13 @@ class GlueJobOnceOperator(GlueJobOperator):
                 context["ti"].xcom_push(key="glue_job_run_id", value=run_id)
                 self._job_run_id = run_id
                 return run_id
+            if found and found[1] in ("STARTING", "RUNNING", "WAITING", "STOPPING"):
+                # attach to it here: the provider's own look-up runs a moment later and starts a new
+                # run when this one has SUCCEEDED in between; with _job_run_id set it starts none
+                self.log.info("Glue run %s of this task is %s: waiting for it.", found[0], found[1])
+                self._job_run_id = found[0]
+                context["ti"].xcom_push(key="glue_job_run_id", value=found[0])
             try:
-                # the provider attaches to a RUNNING / STARTING run of this task itself
                 with single_attempt(self.hook, "start_job_run"):
                     return super().execute(context)
             except Exception as exc:
