@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("AWS_TWIN_VIEWER_TOKEN"),
         help="token of the S3 object viewer GET /_twin/s3/<bucket>/<key>?token= (default: a random one)",
     )
+    serve.add_argument(
+        "--control-token",
+        default=os.environ.get("AWS_TWIN_CONTROL_TOKEN"),
+        help="token of the control endpoints /_twin/reset, /_twin/faults, /_twin/state (header "
+        "X-Twin-Control-Token; default: a random one, printed at start-up)",
+    )
     serve.add_argument("--log-level", default=os.environ.get("AWS_TWIN_LOG_LEVEL", "WARNING"))
     return parser
 
@@ -68,8 +74,14 @@ def serve(args: argparse.Namespace) -> int:
         work_dir = tempfile.mkdtemp(prefix="aws_twin-")
     token = args.review_token or secrets.token_urlsafe(16)
     viewer_token = args.viewer_token or secrets.token_urlsafe(16)
+    control_token = args.control_token or secrets.token_urlsafe(16)
     twin = Twin(
-        faults=faults, strict=args.strict, work_dir=work_dir, review_token=token, viewer_token=viewer_token
+        faults=faults,
+        strict=args.strict,
+        work_dir=work_dir,
+        review_token=token,
+        viewer_token=viewer_token,
+        control_token=control_token,
     )
     server = make_server(args.host, args.port, twin, threaded=True)
     server.daemon_threads = True
@@ -80,6 +92,7 @@ def serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    print(f"aws_twin control token {control_token}", flush=True)
     print(f"aws_twin review page {twin.url}/review/?token={token}", flush=True)
     print(f"aws_twin object viewer {twin.url}/_twin/s3/<bucket>/<key>?token={viewer_token}", flush=True)
     print(f"aws_twin ready {twin.url}", flush=True)
@@ -92,7 +105,13 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         twin.shutdown()
         server.server_close()
-    return 0
+    # jobs still running (an OCR page, a training epoch) are the work of the twin's pool threads:
+    # the interpreter would join them at exit and SIGTERM would wait for them; nothing they do
+    # must outlive the server, so leave now (state lives in memory; worker processes are gone)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

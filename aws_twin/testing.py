@@ -20,6 +20,9 @@ class RunningTwin:
     review_url: str = ""
     #: token of the S3 object viewer ``GET /_twin/s3/<bucket>/<key>?token=`` (printed at start-up)
     viewer_token: str = ""
+    #: token of the control endpoints (``/_twin/reset``, ``/_twin/faults``, ``/_twin/state``),
+    #: printed at start-up; :meth:`control` sends it
+    control_token: str = ""
     output: list[str] = field(default_factory=list)
     region: str = "us-east-1"
 
@@ -51,6 +54,7 @@ class RunningTwin:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"{self.url}/_twin/{path}", data=data, method=method)
         req.add_header("Content-Type", "application/json")
+        req.add_header("X-Twin-Control-Token", self.control_token)
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
 
@@ -95,6 +99,8 @@ def start_twin(
                 raise RuntimeError(f"aws_twin exited with {proc.returncode}: {''.join(twin.output)}")
             continue
         twin.output.append(line)
+        if line.startswith("aws_twin control token "):
+            twin.control_token = line.split(" ", 3)[3].strip()
         if line.startswith("aws_twin review page "):
             twin.review_url = line.split(" ", 3)[3].strip()
         if line.startswith("aws_twin object viewer "):

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from airflow.providers.amazon.aws.operators.sagemaker import SageMakerEndpointOperator
 from airflow.providers.amazon.aws.utils.sagemaker import ApprovalStatus
 from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
 from aws_ml_provider.decorators.report import report_task
 from aws_ml_provider.operators.glue import GlueJobReasonOperator
 from aws_ml_provider.operators.sagemaker_deploy import (
     SageMakerEndpointConfigIfAbsentOperator,
+    SageMakerEndpointOnceOperator,
     SageMakerModelIfAbsentOperator,
     SageMakerRegisterModelVersionIdempotentOperator,
 )
@@ -84,7 +84,7 @@ quality_gate) -> **deploy** (register_model .. smoke_test); task ids are `<group
 1. **setup** - creates the bucket if absent, stages the bundled churn CSV (`include/data/mlc_churn.csv`,
    MIT, from R's *modeldata*) to the default dataset URI when it is absent, uploads the Glue script
    (`include/glue/churn_preprocess.py`).
-2. **preprocess** (the Amazon provider's `GlueJobOperator`, Python shell job `churn-xgboost-preprocess`,
+2. **preprocess** (`GlueJobReasonOperator`: the Amazon provider's `GlueJobOperator` starting one run per task, Python shell job `churn-xgboost-preprocess`,
    created or updated, deferrable): validates rows (bad ones quarantined to `quarantine/rows.jsonl`, counts reconcile in
    `schema.json`), one-hot encodes, writes stratified train / validation / test CSVs. Input rules (in
    `schema.json` `input_rules` and the task log): blank cells are missing values (XGBoost handles them),
@@ -356,9 +356,9 @@ def churn_xgboost_pipeline():
             waiter_delay=WAITER_DELAY,
             waiter_max_attempts=WAITER_MAX_ATTEMPTS,
             stop_job_run_on_kill=True,
-            # a retried try attaches to the run it started (tagged --airflow_task_uuid) instead of
-            # starting a second one (amazon provider 9.34.0's name; later releases call it durable)
-            resume_glue_job_on_retry=True,
+            # one run per task: StartJobRun is sent once, a lost answer is followed by a look-up of
+            # the run tagged --airflow_task_uuid, and a retried try attaches to that run
+            # (GlueJobReasonOperator, a GlueJobOnceOperator, forces the provider's resume_glue_job_on_retry on)
         )
         prepared >> preprocess
 
@@ -671,10 +671,10 @@ def churn_xgboost_pipeline():
             "max_ingestion_time": 7200,
             "do_xcom_push": False,
         }
-        create_endpoint = SageMakerEndpointOperator(
+        create_endpoint = SageMakerEndpointOnceOperator(
             task_id="create_endpoint", operation="create", **endpoint_args
         )
-        update_endpoint = SageMakerEndpointOperator(
+        update_endpoint = SageMakerEndpointOnceOperator(
             task_id="update_endpoint", operation="update", **endpoint_args
         )
 

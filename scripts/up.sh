@@ -138,6 +138,7 @@ for _ in $(seq 1 240); do
 done
 grep -q '^aws_twin ready ' "$STATE/twin.log" || fail "aws_twin did not become ready; see $STATE/twin.log"
 REVIEW_URL="$(sed -n 's/^aws_twin review page //p' "$STATE/twin.log" | head -1)"
+CONTROL_TOKEN="$(sed -n 's/^aws_twin control token //p' "$STATE/twin.log" | head -1)"
 
 # ready: metadatabase, scheduler, triggerer and dag_processor healthy in /api/v2/monitor/health
 UI="http://localhost:$AIRFLOW_PORT"
@@ -205,6 +206,7 @@ REST API:          $UI/api/v2  (token: POST $UI/auth/token {"username": "admin",
 aws_twin:          $TWIN_URL
 A2I review page:   $REVIEW_URL
 S3 object viewer:  $TWIN_URL/_twin/s3/<bucket>/<key>?token=$AWS_TWIN_VIEWER_TOKEN  (the churn report's "Report" link)
+Twin control:      $TWIN_URL/_twin/{state,faults,reset}  (header X-Twin-Control-Token: $CONTROL_TOKEN)
 Logs:              $STATE/*.log (task logs: $AIRFLOW_HOME/logs)
 Stop:              make down
 EOF

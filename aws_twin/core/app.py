@@ -22,13 +22,14 @@ from urllib.parse import parse_qs
 
 import boto3
 from botocore.config import Config
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
 from . import models
 from .errors import AwsError, NotImplementedByTwin
 from .faults import Decision, FaultInjector
+from .limits import body_limit, too_large_error
 from .protocol import parse_request, serialize_error, serialize_result
 from .service import RequestContext, TwinService
 from .validate import validate
@@ -36,7 +37,13 @@ from .validate import validate
 log = logging.getLogger("aws_twin")
 
 _SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
-INTERNAL_ACCESS_KEY = "TWININTERNAL"
+#: WSGI environ key set on the twin's own in-process calls (:meth:`Twin.client`): a request from the
+#: network cannot carry it (headers arrive as ``HTTP_*``), so no credential skips fault injection
+INTERNAL_ENVIRON = "aws_twin.internal"
+#: the control endpoints' token header (``/_twin/reset``, ``/_twin/faults``, ``/_twin/state``)
+CONTROL_HEADER = "X-Twin-Control-Token"
+#: the most a control endpoint reads of a request body
+CONTROL_BODY_LIMIT = 64 * 1024
 #: errors every AWS API may answer (AWS "common errors"), beside those an operation documents
 COMMON_ERRORS = {
     "ValidationException",
@@ -149,6 +156,7 @@ class Twin:
         work_dir: str | None = None,
         review_token: str | None = None,
         viewer_token: str | None = None,
+        control_token: str | None = None,
     ):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -161,6 +169,8 @@ class Twin:
         self.review_token = review_token
         #: token of the S3 object viewer (``GET /_twin/s3/<bucket>/<key>?token=``); None: viewer off
         self.viewer_token = viewer_token
+        #: token of the control endpoints (header X-Twin-Control-Token); None: they answer 403
+        self.control_token = control_token
         self.violations: list[str] = []
         #: "<access key> <service>:<operation>" -> count of the client calls received (not the
         #: twin's own): what a caller did, e.g. to check an IAM policy covers it
@@ -181,19 +191,61 @@ class Twin:
 
     # ---- helpers for services -------------------------------------------------------------
     def client(self, service: str, region: str = "us-east-1"):
-        """A boto3 client to this twin, for a service's own use (exempt from injected faults)."""
+        """A boto3 client to this twin, for a service's own use (a Textract job reading its document
+        from S3...). Its requests never leave the process: botocore's ``before-send`` hands them to
+        :meth:`internal_call`, which serves them without fault injection (AWS's own services do not
+        meet the faults a caller's client meets) and without counting them as client calls."""
         key = f"{service}/{region}"
         with self._clients_lock:
             if key not in self._clients:
-                self._clients[key] = boto3.client(
+                client = boto3.client(
                     service,
                     endpoint_url=self.url,
                     region_name=region,
-                    aws_access_key_id=INTERNAL_ACCESS_KEY,
+                    aws_access_key_id="aws-twin-internal",
                     aws_secret_access_key="twin",
                     config=Config(retries={"max_attempts": 5, "mode": "standard"}),
                 )
+                client.meta.events.register("before-send", self.internal_call)
+                self._clients[key] = client
             return self._clients[key]
+
+    def internal_call(self, request, **kwargs):
+        """botocore ``before-send`` handler: serve a prepared request in-process."""
+        from urllib.parse import urlsplit
+
+        from botocore.awsrequest import AWSResponse
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+        url = urlsplit(request.url)
+        body = request.body
+        if hasattr(body, "read"):
+            body = body.read()
+        if isinstance(body, str):
+            body = body.encode()
+        environ = EnvironBuilder(
+            method=request.method,
+            base_url=f"{url.scheme}://{url.netloc}",
+            query_string=url.query,
+            headers=[
+                (k, v.decode("latin-1") if isinstance(v, bytes) else str(v))
+                for k, v in request.headers.items()
+            ],
+            data=body or b"",
+        ).get_environ()
+        # the path as sent (percent-encoded by botocore), decoded the way a WSGI server decodes it
+        from urllib.parse import unquote_to_bytes
+
+        environ["PATH_INFO"] = unquote_to_bytes(url.path).decode("latin-1")
+        environ["RAW_URI"] = environ["REQUEST_URI"] = url.path + (f"?{url.query}" if url.query else "")
+        environ[INTERNAL_ENVIRON] = True
+        app_iter, status, headers = run_wsgi_app(self, environ, buffered=True)
+        try:
+            data = b"".join(app_iter)
+        finally:
+            if hasattr(app_iter, "close"):
+                app_iter.close()
+        return AWSResponse(request.url, int(status.split(" ", 1)[0]), dict(headers), _Raw(data))
 
     def background(self, fn, *args, **kwargs) -> concurrent.futures.Future:
         future = self.executor.submit(fn, *args, **kwargs)
@@ -237,7 +289,10 @@ class Twin:
 
     def shutdown(self) -> None:
         for svc in self.services:
-            svc.shutdown()
+            try:
+                svc.shutdown()
+            except Exception:
+                log.exception("shutdown of %s failed", type(svc).__name__)
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     # ---- WSGI -----------------------------------------------------------------------------
@@ -251,6 +306,7 @@ class Twin:
 
     def handle(self, request: Request):
         if request.path.startswith("/_twin/"):
+            request.max_content_length = CONTROL_BODY_LIMIT
             return self.control(request)
         access_key, region, signing = signing_scope(request)
         if signing is None:
@@ -258,29 +314,69 @@ class Twin:
             try:
                 endpoint, values = adapter.match()
             except HTTPException:
-                return _MotoCall(self.moto_app, "s3", request)
+                return self._bounded(request, "s3", _MotoCall(self.moto_app, "s3", request))
+            request.max_content_length = body_limit(None, request)
             return endpoint(request, **values)
         service = resolve_service(signing, request)
-        if access_key != INTERNAL_ACCESS_KEY:
-            operation = guess_operation(service, request)
+        request.max_content_length = body_limit(service, request)
+        if request.content_length is not None and request.content_length > request.max_content_length:
+            return self._too_large(service, request)
+        decision = None
+        if not request.environ.get(INTERNAL_ENVIRON):
+            try:
+                operation = guess_operation(service, request)
+            except RequestEntityTooLarge:
+                return self._too_large(service, request)
             self.calls[f"{access_key} {service}:{operation}"] += 1
             decision, latency = self.faults.decide(service, operation)
             if latency:
                 time.sleep(latency)
-            if decision:
+            if decision == Decision.RESET:
+                return _reset_connection(request)
+            if decision and decision != Decision.DROP:
                 protocol, err = fault_error(service, decision, request)
                 return serialize_error(protocol, err)
         owners = self.by_model.get(service)
         if not owners:
-            return _MotoCall(self.moto_app, service, request)
-        return self.dispatch(request, service, region, owners)
+            response = self._bounded(request, service, _MotoCall(self.moto_app, service, request))
+        else:
+            response = self.dispatch(request, service, region, owners)
+        if decision == Decision.DROP:
+            return self._drop(service, request, response)
+        return response
+
+    def _bounded(self, request: Request, service: str, app):
+        """Read the body (at most the limit) before handing the request to moto."""
+        request.max_content_length = body_limit(service, request)
+        try:
+            request.get_data(cache=True)
+        except RequestEntityTooLarge:
+            return self._too_large(service, request)
+        return app
+
+    def _too_large(self, service: str, request: Request):
+        limit = request.max_content_length
+        log.warning("refused a %s request body over %d bytes", service, limit)
+        return serialize_error(_protocol(service, request), too_large_error(service, limit))
+
+    def _drop(self, service: str, request: Request, response):
+        """The ``drop_response`` fault: the request was executed (its effect stays); the answer is
+        lost, and the caller gets a 503 it will retry, as after a response lost on the way."""
+        if isinstance(response, Response):
+            response.close()
+        log.info("dropped the response to an executed %s request", service)
+        protocol, err = fault_error(service, Decision.ERROR, request)
+        return serialize_error(protocol, err)
 
     def dispatch(self, request: Request, service: str, region: str, owners: list[TwinService]):
         model = models.service_model(service)
         protocol = "json" if model.protocol != "rest-json" else "rest-json"
         operation = None
         try:
-            wire = parse_request(request, model)
+            try:
+                wire = parse_request(request, model)
+            except RequestEntityTooLarge:
+                return self._too_large(service, request)
             protocol, operation = wire.protocol, wire.operation
             for svc in owners:
                 handler = svc.handler(wire.operation)
@@ -324,6 +420,16 @@ class Twin:
             return self.view_object(request)
         if path == "/_twin/health":
             return _json({"status": "ok", "url": self.url})
+        supplied = request.headers.get(CONTROL_HEADER) or ""
+        expected = self.control_token or ""
+        if not expected or not hmac.compare_digest(supplied.encode(), expected.encode()):
+            return _json(
+                {
+                    "error": f"{path} needs the control token in the {CONTROL_HEADER} header "
+                    "(printed at start-up as 'aws_twin control token ...'; AWS_TWIN_CONTROL_TOKEN)"
+                },
+                403,
+            )
         if path == "/_twin/reset" and request.method == "POST":
             self.reset()
             return _json({"reset": True})
@@ -333,7 +439,14 @@ class Twin:
             from .faults import FaultRule
 
             if request.method in ("POST", "PUT"):
-                body = request.get_json(force=True, silent=True) or {}
+                try:
+                    body = json.loads(request.get_data() or b"{}")
+                except RequestEntityTooLarge:
+                    return _json({"error": f"the body is over {CONTROL_BODY_LIMIT} bytes"}, 413)
+                except ValueError as exc:
+                    return _json({"error": f"the body is not JSON: {exc}"}, 400)
+                if not isinstance(body, dict):
+                    return _json({"error": 'expected {"specs": [...], "rules": [...]}'}, 400)
                 try:
                     rules = [FaultRule.from_dict(r) for r in body.get("rules", [])]
                     rules += [FaultRule.parse(t) for t in body.get("specs", [])]
@@ -421,6 +534,33 @@ class _MotoCall:
         err = NotImplementedByTwin(self.service, op)
         log.warning("not implemented: %s.%s (%s)", self.service, op, detail)
         return serialize_error(_protocol(self.service, request), err)(environ, start_response)
+
+
+class _Raw(io.BytesIO):
+    """The raw body of an in-process answer, as botocore's ``AWSResponse`` reads it (``stream()``
+    for its content, ``read()`` for a streaming body such as GetObject's)."""
+
+    def stream(self, **kwargs):
+        contents = self.read()
+        while contents:
+            yield contents
+            contents = self.read()
+
+
+def _reset_connection(request: Request) -> Response:
+    """The ``reset`` fault: close the client's connection without an answer (a connection reset by
+    the peer, as a restarted load balancer does); the request is not executed."""
+    import socket
+
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        return Response(b"", 500)
+    # in-process calls have no socket; they are never faulted
+    return Response(b"", 500)
 
 
 def _json(data: Any, status: int = 200) -> Response:

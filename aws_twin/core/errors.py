@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
+#: ``<_io.BytesIO object at 0x7f...>`` and the like, as library messages carry them
+_REPR = re.compile(r"<[^<>]{0,200}? at 0x[0-9a-fA-F]+>")
+
+
+def clean_message(text: str) -> str:
+    """A message without Python object reprs (they say nothing to a caller and leak addresses):
+    ``cannot identify image file <_io.BytesIO object at 0x7f...>`` -> ``... image file the document``."""
+    return _REPR.sub("the document", text)
+
 
 class AwsError(Exception):
     """An error the twin answers in the wire format of the calling service.
@@ -11,6 +22,7 @@ class AwsError(Exception):
     """
 
     def __init__(self, code: str, message: str, status: int = 400, sender_fault: bool = True):
+        message = clean_message(str(message))
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message

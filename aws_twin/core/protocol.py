@@ -99,14 +99,18 @@ def parse_request(request: Request, service_model, op_name_hint: str | None = No
         op_name = path.rstrip("/").rsplit("/", 1)[-1]
         op = _op(service_model, op_name)
         raw = request.get_data()
-        params = cbor2.loads(raw) if raw else {}
+        try:
+            params = cbor2.loads(raw) if raw else {}
+        except Exception as exc:  # CBORDecodeError and friends
+            raise _serialization(f"the body is not valid CBOR: {exc}") from exc
+        if not isinstance(params, dict):
+            raise _serialization("the body must be a CBOR map")
         return WireRequest("cbor", op_name, decode_value(op.input_shape, params or {}, "cbor"))
     target = request.headers.get("X-Amz-Target")
     if target:
         op_name = target.rsplit(".", 1)[-1]
         op = _op(service_model, op_name)
-        raw = request.get_data()
-        params = json.loads(raw) if raw.strip() else {}
+        params = _json_body(request.get_data())
         return WireRequest("json", op_name, decode_value(op.input_shape, params, "json"))
     if service_model.protocol == "rest-json":
         return _parse_rest_json(request, service_model)
@@ -162,14 +166,32 @@ def _parse_rest_json(request: Request, service_model) -> WireRequest:
             else:
                 raw = request.get_data()
                 if raw.strip():
-                    params[name] = decode_value(member, json.loads(raw), "json")
+                    params[name] = decode_value(member, _json_body(raw), "json")
         else:
             body_members[name] = member
     if body_members and payload_member is None:
         raw = request.get_data()
         if raw.strip():
-            params.update(decode_value(shape, json.loads(raw), "json"))
+            params.update(decode_value(shape, _json_body(raw), "json"))
     return WireRequest("rest-json", op_name, params)
+
+
+def _serialization(message: str) -> AwsError:
+    return AwsError("SerializationException", message, 400)
+
+
+def _json_body(raw: bytes) -> dict:
+    """The JSON object of a request body; malformed JSON is the caller's SerializationException (as
+    AWS answers it), not an InternalFailure that botocore would retry."""
+    if not raw.strip():
+        return {}
+    try:
+        params = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise _serialization(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise _serialization(f"the request body must be a JSON object, not {type(params).__name__}")
+    return params
 
 
 def _scalar(shape: Shape, text: str) -> Any:
@@ -238,6 +260,8 @@ def serialize_result(wire: WireRequest, op: OperationModel, result: dict) -> Res
 
 def serialize_error(protocol: str, err: AwsError) -> Response:
     rid = request_id()
+    if "at 0x" in err.message:  # set on the error after it was made
+        err = AwsError(err.code, err.message, err.status, err.sender_fault)
     headers = {"x-amzn-RequestId": rid, "x-amzn-ErrorType": err.code}
     if protocol == "cbor":
         body = _cbor_dumps({"__type": err.code, "message": err.message})

@@ -81,12 +81,13 @@ class BrowserReviewer(threading.Thread):
             break
         if self.cancel.is_set():
             return
-        self.loop = page.url.rsplit("/", 1)[-1]
+        self.loop = page.url.split("?", 1)[0].rsplit("/", 1)[-1]
         page.wait_for_function("document.getElementById('document-image').complete")
         assert page.locator("#document-image").evaluate("img => img.naturalWidth") > 0
         total = page.get_by_label("TOTAL")
         self.seen_value = total.input_value()
         total.fill(self.total)
+        page.get_by_label("Your name (recorded as the worker)").fill("Browser Reviewer")
         page.screenshot(path=str(self.shots / "expense_review.png"), full_page=True)
         page.get_by_role("button", name="Submit").click()
         page.wait_for_url(re.compile(r"/review/\?done="))

@@ -97,7 +97,7 @@ def test_reviewer_corrects_a_field_and_submits(twin, page, tmp_path):
     row = page.locator("#pending tr", has_text=loop)
     assert row.count() == 1
     row.get_by_role("link").click()
-    page.wait_for_url(re.compile(rf"/review/{loop}$"))
+    page.wait_for_url(re.compile(rf"/review/{loop}\?t=\w+$"))  # the loop's own link
 
     # the receipt image loads through the presigned URL
     image = page.locator("#document-image")
@@ -109,6 +109,7 @@ def test_reviewer_corrects_a_field_and_submits(twin, page, tmp_path):
     assert total.input_value() == "2000"
     assert page.get_by_label("VENDOR_NAME").input_value() == "S.H.H. MOTOR"
     total.fill(true_total)
+    page.get_by_label("Your name (recorded as the worker)").fill("Browser Reviewer")
     page.screenshot(path=str(tmp_path / "review_task.png"), full_page=True)
     page.get_by_role("button", name="Submit").click()
     page.wait_for_url(re.compile(r"/review/\?done="))
@@ -205,7 +206,7 @@ def test_a_pdf_loop_shows_its_pages_as_images(twin, page, tmp_path, airflow_aws_
     (reason,) = [f["reason"] for f in fields]
     assert row.locator("li[data-field='TOTAL']").inner_text() == f"TOTAL · {reason}"
     row.locator("a.task-link").click()
-    page.wait_for_url(re.compile(rf"/review/{loop}$"))
+    page.wait_for_url(re.compile(rf"/review/{loop}\?t=\w+$"))  # the loop's own link
 
     assert page.locator("#document-image").count() == 0  # no broken <img> of the PDF itself
     indicators = page.locator(".page-indicator").all_inner_texts()

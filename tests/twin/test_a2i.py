@@ -249,7 +249,8 @@ def test_answer_through_api_completes_loop_and_writes_output(twin, a2i, s3, setu
     assert len(mine) == 1
     assert mine[0]["flowDefinitionArn"] == setup["flow_arn"]
     assert mine[0]["inputContent"] == content
-    assert mine[0]["taskUrl"].endswith(f"/review/{name}")
+    # a per-loop link: its token opens this loop only
+    assert re.search(rf"/review/{name}\?t=[0-9a-f]{{32}}$", mine[0]["taskUrl"]), mine[0]["taskUrl"]
 
     answers = {
         "field__TOTAL": "12.50",
@@ -408,8 +409,19 @@ def test_review_page_renders_form_and_image(twin, a2i, setup, review_token):
         assert image.content == setup["image"]
 
         # a plain HTML form post (what a browser sends) completes the loop
-        form = {"field__TOTAL": "12.50", "field__VENDOR_NAME": "ACME Store"}
-        resp = browser.post(f"{twin.url}/review/{name}/submit", data=form, allow_redirects=False, timeout=30)
+        form = {
+            **hidden_fields(text),
+            "__worker": "Ada Reviewer",
+            "field__TOTAL": "12.50",
+            "field__VENDOR_NAME": "ACME Store",
+        }
+        resp = browser.post(
+            f"{twin.url}/review/{name}/submit",
+            data=form,
+            headers={"Origin": twin.url},
+            allow_redirects=False,
+            timeout=30,
+        )
         assert resp.status_code == 303, resp.text
         assert browser.get(f"{twin.url}/review/{name}", timeout=30).text.count("Completed") >= 1
     desc = a2i.describe_human_loop(HumanLoopName=name)
@@ -421,6 +433,91 @@ def test_review_page_renders_form_and_image(twin, a2i, setup, review_token):
         "field__VENDOR_NAME": "ACME Store",
         "document_unreadable": {"on": False},
     }
+    assert out["humanAnswers"][0]["workerId"] == "Ada Reviewer"  # the name typed on the page
+
+
+def test_review_submit_refuses_cross_origin_posts_and_forged_forms(twin, a2i, setup, review_token):
+    """CSRF: the reviewer's cookie alone does not make an answer. A post from another origin (even a
+    same-site page on another port, which the Lax cookie reaches), a post without the form's token,
+    and a no-cors text/plain post to the JSON API are all refused; the loop stays in progress."""
+    name, _ = _start(a2i, setup)
+    with requests.Session() as browser:
+        page = browser.get(f"{twin.url}/review/{name}", params={"token": review_token}, timeout=30)
+        fields = hidden_fields(page.text)
+        assert set(fields) == {"__t", "__csrf", "__opened"}
+        form = {**fields, "__worker": "mallory", "field__TOTAL": "0.01"}
+        submit = f"{twin.url}/review/{name}/submit"
+        evil = twin.url.rsplit(":", 1)[0] + ":8081"  # same site, other origin
+        for headers, data in (
+            ({"Origin": evil}, form),
+            ({"Referer": f"{evil}/attack.html"}, form),
+            ({}, form),  # neither Origin nor Referer
+            ({"Origin": twin.url}, {k: v for k, v in form.items() if k != "__csrf"}),
+            ({"Origin": twin.url}, {**form, "__csrf": "0" * 32}),
+        ):
+            resp = browser.post(submit, data=data, headers=headers, allow_redirects=False, timeout=30)
+            assert resp.status_code == 403, (headers, resp.status_code)
+        # the JSON API does not take the cookie, nor a body a no-cors fetch can send
+        api = f"{twin.url}/review/api/loops/{name}/answer"
+        body = json.dumps({"answers": {"field__TOTAL": "0.01"}, "workerId": "mallory"})
+        assert (
+            browser.post(api, data=body, headers={"Content-Type": "text/plain"}, timeout=30).status_code
+            == 403
+        )
+        plain = browser.post(
+            api, data=body, headers={"Content-Type": "text/plain", "X-Review-Token": review_token}, timeout=30
+        )
+        assert plain.status_code == 415
+    assert a2i.describe_human_loop(HumanLoopName=name)["HumanLoopStatus"] == "InProgress"
+    a2i.stop_human_loop(HumanLoopName=name)
+
+
+def test_a_loop_link_opens_its_own_loop_only(twin, a2i, setup, review_token):
+    """Per-loop links: /review/<loop>?t=<loop token> opens and answers that loop without the review
+    token; the same token opens no other loop, nor the list; the worker is the name on the page."""
+    mine, _ = _start(a2i, setup)
+    other, _ = _start(a2i, setup)
+    url = requests.get(
+        f"{twin.url}/review/api/loops/{mine}", headers={"X-Review-Token": review_token}, timeout=30
+    ).json()["taskUrl"]
+    loop_token = url.rsplit("?t=", 1)[1]
+    with requests.Session() as reviewer:
+        page = reviewer.get(url, timeout=30)
+        assert page.status_code == 200 and f"data-human-loop='{mine}'" in page.text
+        assert (
+            reviewer.get(f"{twin.url}/review/{other}", params={"t": loop_token}, timeout=30).status_code
+            == 403
+        )
+        assert reviewer.get(f"{twin.url}/review/", params={"t": loop_token}, timeout=30).status_code == 403
+        form = {**hidden_fields(page.text), "field__TOTAL": "12.75"}
+        # no name: the form comes back asking for it
+        again = reviewer.post(
+            f"{twin.url}/review/{mine}/submit", data=form, headers={"Origin": twin.url}, timeout=30
+        )
+        assert again.status_code == 400 and "Your name is required" in again.text
+        # the other loop's submit does not take this loop's tokens
+        forged = reviewer.post(
+            f"{twin.url}/review/{other}/submit",
+            data={**form, "__worker": "grace"},
+            headers={"Origin": twin.url},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert forged.status_code == 403
+        done = reviewer.post(
+            f"{twin.url}/review/{mine}/submit",
+            data={**form, "__worker": "grace"},
+            headers={"Origin": twin.url},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert done.status_code == 303, done.text
+    desc = a2i.describe_human_loop(HumanLoopName=mine)
+    assert desc["HumanLoopStatus"] == "Completed"
+    out = _read_output(twin.client("s3"), desc["HumanLoopOutput"]["OutputS3Uri"])
+    assert [a["workerId"] for a in out["humanAnswers"]] == ["grace"]
+    assert a2i.describe_human_loop(HumanLoopName=other)["HumanLoopStatus"] == "InProgress"
+    a2i.stop_human_loop(HumanLoopName=other)
 
 
 def test_task_count_two_needs_two_workers(twin, sm, a2i, s3, setup, review_token):
@@ -442,6 +539,11 @@ def test_task_count_two_needs_two_workers(twin, sm, a2i, s3, setup, review_token
 
 
 # ---- the task list: what each task is about ------------------------------------------------------------
+def hidden_fields(page: str) -> dict[str, str]:
+    """The hidden inputs the review page puts in its task form (loop token, form token, opened at)."""
+    return dict(re.findall(r"<input type='hidden' name='(__\w+)' value='([^']*)'>", page))
+
+
 def _rows(html_text: str) -> dict[str, str]:
     """Pending-table rows by human loop name (the row's HTML)."""
     table = html_text.split("<table id='pending'>", 1)[1].split("</table>", 1)[0]
@@ -490,7 +592,8 @@ def test_task_list_names_the_document_and_the_fields_to_check(twin, sm, a2i, set
     title = "Check the extracted receipt fields"  # the flow's TaskTitle
     row = rows[loops["named"]]
     link = re.search(r"<a class='task-link' href='([^']+)'>([^<]+)</a>", row)
-    assert link.groups() == (f"/review/{loops['named']}", "invoice-march.pdf")
+    assert re.fullmatch(rf"/review/{loops['named']}\?t=[0-9a-f]{{32}}", link.group(1)), link.group(1)
+    assert link.group(2) == "invoice-march.pdf"
     text = _text(row)
     assert title in text and loops["named"] in text
     checks = {
@@ -508,7 +611,7 @@ def test_task_list_names_the_document_and_the_fields_to_check(twin, sm, a2i, set
     assert re.search(r"<a class='task-link'[^>]*>scan%20two.tif</a>", rows[loops["from_uri"]])
     # an input without any of it: the task title and the loop name
     bare_row = rows[loops["bare"]]
-    assert re.search(rf"<a class='task-link' href='/review/{loops['bare']}'>{title}</a>", bare_row)
+    assert re.search(rf"<a class='task-link' href='/review/{loops['bare']}\?t=\w+'>{title}</a>", bare_row)
     assert loops["bare"] in _text(bare_row) and "<li" not in bare_row
     for name in [*loops.values(), other]:  # the session twin is shared: leave no task pending
         a2i.stop_human_loop(HumanLoopName=name)

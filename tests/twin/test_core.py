@@ -59,12 +59,16 @@ def test_control_endpoints(twin):
     state = twin.control("state")
     assert state["url"] == twin.url
     assert "services" in state and "faults" in state
+    token = {"X-Twin-Control-Token": twin.control_token}
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(f"{twin.url}/_twin/nope")
+        urllib.request.urlopen(urllib.request.Request(f"{twin.url}/_twin/nope", headers=token))
     assert info.value.code == 404
     assert json.loads(info.value.read())["error"].startswith("no control endpoint")
     bad = urllib.request.Request(
-        f"{twin.url}/_twin/faults", data=json.dumps({"specs": ["s3:*:bogus=1"]}).encode(), method="POST"
+        f"{twin.url}/_twin/faults",
+        data=json.dumps({"specs": ["s3:*:bogus=1"]}).encode(),
+        method="POST",
+        headers=token,
     )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(bad)

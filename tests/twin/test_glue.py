@@ -563,3 +563,48 @@ def test_glue_job_operator_retry_reattaches_to_its_run(airflow_aws_conn, s3, glu
         glue.batch_stop_job_run(JobName=job, JobRunIds=ids)
     for run_id in ids:
         assert _wait(glue, job, run_id, timeout=30)["JobRunState"] == "STOPPED"
+
+
+def test_glue_once_operator_starts_one_run_when_the_answer_is_lost(airflow_aws_conn, twin, s3, glue, gbucket):
+    """StartJobRun executed, its answer lost (the twin's drop_response fault): the provider's
+    GlueJobOperator retries it (a second run, or ConcurrentRunsExceededException); GlueJobOnceOperator
+    finds the run by its --airflow_task_uuid and waits for that one. A later try of the task, once the
+    run has SUCCEEDED, starts nothing."""
+    from aws_ml_provider.operators.glue import GlueJobOnceOperator
+
+    job_name = f"once-{uuid.uuid4().hex[:8]}"
+    key = f"once/{uuid.uuid4().hex}.txt"
+    script_uri = f"s3://{gbucket}/scripts/write_marker.py"
+    s3.put_object(Bucket=gbucket, Key="scripts/write_marker.py", Body=WRITER.encode())
+
+    def operator() -> GlueJobOnceOperator:
+        return GlueJobOnceOperator(
+            task_id="run_glue",
+            job_name=job_name,
+            script_location=script_uri,
+            iam_role_arn=ROLE,
+            num_of_dpus=1,
+            create_job_kwargs={
+                "Command": {"Name": "pythonshell", "ScriptLocation": script_uri, "PythonVersion": "3.9"},
+                "DefaultArguments": {"--greeting": "once"},
+            },
+            script_args={"--bucket": gbucket, "--key": key},
+            job_poll_interval=0.5,
+        )
+
+    twin.set_faults("glue:StartJobRun:drop=1,times=1")
+    try:
+        run_id = operator().execute({"ti": _TaskInstance()})
+        assert twin.control("faults")["counters"]["dropped"] == 1
+    finally:
+        twin.control("faults", "DELETE")
+    runs = glue.get_job_runs(JobName=job_name)["JobRuns"]
+    assert [(r["Id"], r["JobRunState"]) for r in runs] == [(run_id, "SUCCEEDED")]
+    assert (
+        s3.get_object(Bucket=gbucket, Key=key)["Body"].read().decode() == f"once from {job_name} run {run_id}"
+    )
+    # the task's next try (a later failure made Airflow retry it): the run is found, none started
+    again = _TaskInstance(try_number=2)
+    assert operator().execute({"ti": again}) == run_id
+    assert again.xcom["glue_job_run_id"] == run_id
+    assert len(glue.get_job_runs(JobName=job_name)["JobRuns"]) == 1

@@ -732,3 +732,97 @@ def test_if_absent_operators_create_once_and_reuse_on_a_retry(airflow_aws_conn, 
     assert [m["ModelName"] for m in sm.list_models(NameContains=model["ModelName"])["Models"]] == [
         model["ModelName"]
     ]
+
+
+# ---- exactly once under lost answers (issue 8, item 2) ------------------------------------------
+@pytest.fixture
+def lose(twin):
+    """``lose("sagemaker:CreateModelPackage")``: the twin executes the next such request and loses
+    its answer (a 503 the client retries); the rules are cleared after the test."""
+
+    def rule(operation: str, times: int = 1) -> None:
+        twin.set_faults(f"{operation}:drop=1,times={times}")
+
+    yield rule
+    twin.control("faults", "DELETE")
+
+
+def test_creates_happen_once_when_their_answers_are_lost(airflow_aws_conn, twin, sm, trained, lose, churn):
+    """Every create the churn DAG sends, with its first answer lost: one model package version (the
+    provider's register operator alone registers two), one model, one endpoint config, one training
+    job (attached to, not a failed "name in use" retry), one endpoint create and one update."""
+    from aws_ml_provider.operators.sagemaker_deploy import (
+        SageMakerEndpointConfigIfAbsentOperator,
+        SageMakerEndpointOnceOperator,
+        SageMakerModelIfAbsentOperator,
+        SageMakerRegisterModelVersionIdempotentOperator,
+    )
+    from aws_ml_provider.operators.sagemaker_training import SageMakerTrainingAttachOperator
+
+    artifact = trained["b"]["ModelArtifacts"]["S3ModelArtifacts"]
+    group = _name("once-group")
+    lose("sagemaker:CreateModelPackage")
+    arn = SageMakerRegisterModelVersionIdempotentOperator(
+        task_id="register", image_uri=IMAGE, model_url=artifact, package_group_name=group, run_key="job-b"
+    ).execute({})
+    listed = sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+    assert [p["ModelPackageArn"] for p in listed] == [arn]
+    assert twin.control("faults")["counters"]["dropped"] == 1
+
+    model, config = _name("once-model"), _name("once-cfg")
+    lose("sagemaker:CreateModel")
+    SageMakerModelIfAbsentOperator(
+        task_id="model",
+        config={"ModelName": model, "PrimaryContainer": {"ModelPackageName": arn}, "ExecutionRoleArn": ROLE},
+    ).execute({})
+    lose("sagemaker:CreateEndpointConfig")
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": model,
+        "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.large",
+    }
+    SageMakerEndpointConfigIfAbsentOperator(
+        task_id="cfg", config={"EndpointConfigName": config, "ProductionVariants": [variant]}
+    ).execute({})
+    assert sm.describe_model(ModelName=model)["ModelName"] == model
+    assert twin.control("faults")["counters"]["dropped"] == 1
+
+    job = _name("once-train")
+    lose("sagemaker:CreateTrainingJob")
+    out = SageMakerTrainingAttachOperator(
+        task_id="train", config=_request(job, churn["bucket"], HP_B), print_log=False, check_interval=1
+    ).execute({})
+    assert out["Training"]["TrainingJobName"] == job and out["Training"]["TrainingJobStatus"] == "Completed"
+    assert [
+        j["TrainingJobName"] for j in sm.list_training_jobs(NameContains=job)["TrainingJobSummaries"]
+    ] == [job]
+
+    endpoint = _name("once-ep")
+    calls = f"{twin.airflow_connection()['login']} sagemaker:"
+    for operation, cfg in (("create", config), ("update", None)):
+        if cfg is None:  # a second config to update to
+            cfg = _name("once-cfg2")
+            sm.create_endpoint_config(EndpointConfigName=cfg, ProductionVariants=[variant])
+        before = twin.control("state")["calls"].get(f"{calls}{operation.title()}Endpoint", 0)
+        lose(f"sagemaker:{operation.title()}Endpoint")
+        result = SageMakerEndpointOnceOperator(
+            task_id=operation,
+            operation=operation,
+            config={"EndpointName": endpoint, "EndpointConfigName": cfg},
+            check_interval=1,
+            max_ingestion_time=120,
+        ).execute({})
+        assert result["Endpoint"]["EndpointStatus"] == "InService"
+        assert result["Endpoint"]["EndpointConfigName"] == cfg
+        sent = twin.control("state")["calls"].get(f"{calls}{operation.title()}Endpoint", 0) - before
+        assert sent == 1, f"{operation}: {sent} requests"
+        # a retried task finds the endpoint on its config and sends nothing
+        again = SageMakerEndpointOnceOperator(
+            task_id=operation,
+            operation=operation,
+            config={"EndpointName": endpoint, "EndpointConfigName": cfg},
+        ).execute({})
+        assert again["Endpoint"]["EndpointConfigName"] == cfg
+        assert twin.control("state")["calls"].get(f"{calls}{operation.title()}Endpoint", 0) - before == 1
+    sm.delete_endpoint(EndpointName=endpoint)

@@ -464,7 +464,7 @@ def test_review_link_opens_the_twins_page_of_the_loop(aws, env, review_token, ta
         A2IHumanLoopSensor(task_id="wait_for_review", human_loop_names=[one, two]).execute(many)
     listing = requests.get(_review_link(many), timeout=30)
     assert listing.status_code == 200
-    assert f"href='/review/{one}'" in listing.text and f"href='/review/{two}'" in listing.text
+    assert f"href='/review/{one}?t=" in listing.text and f"href='/review/{two}?t=" in listing.text
     # the console link is no longer empty with many loops: the flow definition, which lists them
     assert (
         A2IHumanLoopLink()

@@ -10,21 +10,33 @@
   ``TaskTitle`` and the loop name alone.
 - ``GET /review/<loop>`` renders the loop's task from its human task UI template;
   ``POST /review/<loop>/submit`` records the answer (303 back to the list).
+- Per-loop links: ``/review/<loop>?t=<loop token>`` opens that one loop (and submits its answer)
+  without the review token; the loop token is an HMAC of the loop's name under the review token,
+  so it opens no other loop. The list and the API's ``taskUrl`` give these links.
+- The answer form carries the worker's name (a field of the page, remembered in a cookie): it is the
+  ``workerId`` recorded in the loop's output. A submit is refused (403) unless its ``Origin`` (else
+  ``Referer``) is the twin's own origin and it carries the form's token (``__csrf``, an HMAC of the
+  loop under the review token), so another site's page (even one on the same host) cannot post an
+  answer with the reviewer's cookie.
 - ``GET /review/api/loops?status=InProgress`` and ``POST /review/api/loops/<loop>/answer``
-  (JSON ``{"answers": {...}, "workerId": "..."}``) do the same for scripts; token as the
-  ``X-Review-Token`` header or ``?token=``.
+  (JSON ``{"answers": {...}, "workerId": "..."}``, ``Content-Type: application/json``) do the same
+  for scripts; the token as the ``X-Review-Token`` header or ``?token=`` (never the cookie: a
+  browser sends that to any request of another page too). The API is the review token holder's: it
+  names its worker itself.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import hmac
 import html
 import json
-import secrets
+import re
 import threading
+import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
@@ -38,6 +50,9 @@ if TYPE_CHECKING:
 TOKEN_COOKIE = "aws_twin_review_token"
 WORKER_COOKIE = "aws_twin_worker"
 PRESIGN_SECONDS = 300
+#: a worker's name: what the page records as workerId
+WORKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$")
+LOOP_TOKEN = "t"
 _STATUS = {"not_found": 404, "conflict": 409, "in_use": 409, "invalid": 400}
 
 _CSS = """
@@ -143,22 +158,43 @@ class ReviewSite:
         ]
 
     # ---- access -------------------------------------------------------------------------------
-    def _token_ok(self, request: Request) -> tuple[bool, bool]:
-        """(authorized, token came in the query string)."""
+    def _sign(self, purpose: str, value: str) -> str:
+        secret = (self.twin.review_token or "").encode()
+        return hmac.new(secret, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def loop_token(self, loop_name: str) -> str:
+        """The token of one loop's link (``/review/<loop>?t=``): it opens that loop only."""
+        return self._sign("loop", loop_name)
+
+    def loop_url(self, loop_name: str) -> str:
+        return f"/review/{quote(loop_name)}?{LOOP_TOKEN}={self.loop_token(loop_name)}"
+
+    def _token_ok(
+        self, request: Request, loop_name: str | None = None, api: bool = False
+    ) -> tuple[bool, bool]:
+        """(authorized, token came in the query string). ``loop_name``: a page of that loop, which
+        its loop token opens too; ``api``: the cookie does not count."""
         expected = self.twin.review_token
         if not expected:
             return False, False
-        for supplied, from_query in (
-            (request.args.get("token"), True),
-            (request.headers.get("X-Review-Token"), False),
-            (request.cookies.get(TOKEN_COOKIE), False),
-        ):
+        candidates = [(request.args.get("token"), True), (request.headers.get("X-Review-Token"), False)]
+        if not api:
+            candidates.append((request.cookies.get(TOKEN_COOKIE), False))
+        for supplied, from_query in candidates:
             if supplied and hmac.compare_digest(supplied.encode(), expected.encode()):
                 return True, from_query
+        if loop_name is not None:
+            supplied = request.args.get(LOOP_TOKEN) or (
+                request.form.get("__t") if request.method == "POST" else None
+            )
+            if supplied and hmac.compare_digest(supplied.encode(), self.loop_token(loop_name).encode()):
+                return True, False
         return False, False
 
-    def _guard(self, request: Request, api: bool = False) -> tuple[Response | None, bool]:
-        ok, from_query = self._token_ok(request)
+    def _guard(
+        self, request: Request, api: bool = False, loop_name: str | None = None
+    ) -> tuple[Response | None, bool]:
+        ok, from_query = self._token_ok(request, loop_name, api)
         if ok:
             return None, from_query
         if api:
@@ -188,11 +224,46 @@ class ReviewSite:
         return response
 
     @staticmethod
-    def _worker(request: Request) -> tuple[str, bool]:
-        worker = request.cookies.get(WORKER_COOKIE)
-        if worker and worker.isalnum() and len(worker) <= 64:
-            return worker, False
-        return secrets.token_hex(8), True
+    def _worker_name(request: Request) -> str:
+        """The name this browser last submitted with (the form's default), or ''."""
+        name = unquote(request.cookies.get(WORKER_COOKIE) or "").strip()
+        return name if WORKER_NAME.match(name) else ""
+
+    def _same_origin(self, request: Request) -> bool:
+        """The request comes from a page of the twin itself (``Origin``, else ``Referer``)."""
+        own = f"{request.scheme}://{request.host}".lower()
+        origin = request.headers.get("Origin")
+        if origin is None or origin == "null":
+            referer = request.headers.get("Referer")
+            if not referer or origin == "null":
+                return False
+            parts = urlsplit(referer)
+            origin = f"{parts.scheme}://{parts.netloc}"
+        return origin.lower() == own
+
+    def _form_fields(self, loop: HumanLoop, request: Request, worker: str = "") -> str:
+        """Hidden fields (loop token, form token, when the page was opened) and the worker's name."""
+        opened = str(int(time.time()))
+        hidden = {
+            "__t": self.loop_token(loop.name),
+            "__csrf": self._sign("csrf", loop.name),
+            "__opened": f"{opened}.{self._sign('opened', loop.name + ':' + opened)}",
+        }
+        fields = "".join(f"<input type='hidden' name='{k}' value='{_e(v)}'>" for k, v in hidden.items())
+        name = worker or self._worker_name(request)
+        return fields + (
+            "<label class='crowd-input worker-name'><span class='crowd-label'>Your name (recorded as the "
+            f"worker)</span><input type='text' name='__worker' value='{_e(name)}' required maxlength='64' "
+            "pattern='[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}' autocomplete='name'></label>"
+        )
+
+    def _opened_at(self, loop_name: str, value: str) -> dt.datetime | None:
+        stamp, _, signature = value.partition(".")
+        if not stamp.isdigit() or not hmac.compare_digest(
+            signature.encode(), self._sign("opened", f"{loop_name}:{stamp}").encode()
+        ):
+            return None
+        return dt.datetime.fromtimestamp(int(stamp), dt.UTC)
 
     # ---- S3 for grant_read_access -------------------------------------------------------------
     def presigner(self, request: Request):
@@ -204,13 +275,12 @@ class ReviewSite:
                 import boto3
                 from botocore.config import Config
 
-                from ...core.app import INTERNAL_ACCESS_KEY
-
                 client = boto3.client(
                     "s3",
                     endpoint_url=base,
                     region_name="us-east-1",
-                    aws_access_key_id=INTERNAL_ACCESS_KEY,
+                    # an ordinary credential: the browser's GETs are client calls like any other
+                    aws_access_key_id="aws-twin-review-page",
                     aws_secret_access_key="twin",
                     config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
                 )
@@ -243,7 +313,7 @@ class ReviewSite:
         scope = f" of <code>{_e(flow_name)}</code> (<a href='/review/'>all</a>)" if flow_name else ""
         parts.append(f"<h1>Pending tasks{scope} ({len(pending)})</h1>")
         if pending:
-            rows = "".join(self._pending_row(loop) for loop in pending)
+            rows = "".join(self._pending_row(loop, self.loop_url(loop.name)) for loop in pending)
             parts.append(
                 "<table id='pending'><thead><tr><th>Task</th><th>To check</th><th>Flow definition</th>"
                 f"<th>Created</th><th>Answers</th></tr></thead><tbody>{rows}</tbody></table>"
@@ -263,10 +333,10 @@ class ReviewSite:
         return self._finish(request, _page("A2I review", "".join(parts)), from_query)
 
     @staticmethod
-    def _pending_row(loop: HumanLoop) -> str:
+    def _pending_row(loop: HumanLoop, url: str) -> str:
         summary = task_summary(loop.task_input)
         name = summary["document"] or loop.flow.title or loop.name
-        title = f"<a class='task-link' href='/review/{quote(loop.name)}'>{_e(name)}</a>"
+        title = f"<a class='task-link' href='{_e(url)}'>{_e(name)}</a>"
         sub = f"{_e(loop.flow.title)} &middot; " if summary["document"] and loop.flow.title else ""
         title += f"<div class='sub'>{sub}<code>{_e(loop.name)}</code></div>"
         checks = "".join(
@@ -283,7 +353,7 @@ class ReviewSite:
         )
 
     def task_page(self, request: Request, loop_name: str) -> Response:
-        denied, from_query = self._guard(request)
+        denied, from_query = self._guard(request, loop_name=loop_name)
         if denied:
             return denied
         try:
@@ -298,8 +368,6 @@ class ReviewSite:
                 "nothing to do.</div><p><a href='/review/'>Back to the task list</a></p>"
             )
             return self._finish(request, _page(loop.name, body), from_query)
-        worker, new_worker = self._worker(request)
-        self.engine.accept(loop, worker)
         try:
             rendered = render.render_task(
                 loop.flow.ui_content,
@@ -310,13 +378,17 @@ class ReviewSite:
         except render.TemplateError as exc:
             body = f"<div class='error'>The task template of {_e(loop.flow.name)} failed to render: {_e(exc)}</div>"
             return self._finish(request, _page(loop.name, body, 500), from_query)
-        response = _page(loop.flow.title or loop.name, self._task_html(loop, rendered))
-        if new_worker:
-            response.set_cookie(WORKER_COOKIE, worker, httponly=True, samesite="Lax", path="/review")
+        response = _page(loop.flow.title or loop.name, self._task_html(loop, rendered, request=request))
         return self._finish(request, response, from_query)
 
-    @staticmethod
-    def _task_html(loop: HumanLoop, rendered: render.RenderedTask, error: str = "") -> str:
+    def _task_html(
+        self,
+        loop: HumanLoop,
+        rendered: render.RenderedTask,
+        error: str = "",
+        request: Request | None = None,
+        worker: str = "",
+    ) -> str:
         head = (
             f"<div class='task' data-human-loop='{_e(loop.name)}'><h1>{_e(loop.flow.title)}</h1>"
             f"<p class='desc'>{_e(loop.flow.description)} &middot; human loop <code>{_e(loop.name)}</code> "
@@ -327,14 +399,31 @@ class ReviewSite:
             head += f"<div class='error'>{_e(error)}</div>"
         if not rendered.has_form:
             head += "<div class='error'>This task template has no &lt;crowd-form&gt;: it cannot be submitted.</div>"
-        return head + rendered.html + "</div>"
+        body = rendered.html
+        if request is not None:
+            body = re.sub(
+                r'(<form class="crowd-form"[^>]*>)',
+                lambda m: m.group(1) + self._form_fields(loop, request, worker),
+                body,
+                count=1,
+            )
+        return head + body + "</div>"
 
     def submit(self, request: Request, loop_name: str) -> Response:
-        denied, _ = self._guard(request)
-        if denied:
-            return denied
         if request.method != "POST":
             return _page("Method not allowed", "<div class='error'>POST the task form here.</div>", 405)
+        denied, _ = self._guard(request, loop_name=loop_name)
+        if denied:
+            return denied
+        csrf = request.form.get("__csrf") or ""
+        if not self._same_origin(request) or not hmac.compare_digest(
+            csrf.encode(), self._sign("csrf", loop_name).encode()
+        ):
+            body = (
+                "<div class='error'><h1>403 Forbidden</h1><p>An answer is taken from the task's own page "
+                "only (same origin, with the form's token). Open the task again and submit it there.</p></div>"
+            )
+            return _page("Forbidden", body, 403)
         try:
             loop = self.engine.find_loop(loop_name)
             rendered = render.render_task(loop.flow.ui_content, loop.task_input, "", lambda uri: "")
@@ -342,22 +431,32 @@ class ReviewSite:
             return _page("Not found", f"<div class='error'>{_e(exc.message)}</div>", 404)
         answers = render.collect_answers(rendered.fields, request.form)
         missing = render.missing_required(rendered.fields, answers)
-        worker, _ = self._worker(request)
-        error = f"Required fields are empty: {', '.join(missing)}." if missing else ""
-        if not error:
+        worker = (request.form.get("__worker") or "").strip()
+        errors = [f"Required fields are empty: {', '.join(missing)}."] if missing else []
+        if not WORKER_NAME.match(worker):
+            errors.append(
+                "Your name is required (1-64 letters, digits, spaces and . _ @ -): it is recorded as the worker."
+            )
+        if not errors:
+            opened = self._opened_at(loop_name, request.form.get("__opened") or "")
             try:
-                self.engine.submit(loop_name, worker, answers)
+                self.engine.submit(loop_name, worker, answers, opened)
             except A2IError as exc:
                 body = f"<div class='error'>{_e(exc.message)}</div><p><a href='/review/'>Back to the task list</a></p>"
                 return _page(loop_name, body, _STATUS.get(exc.kind, 400))
-            return Response(status=303, headers={"Location": f"/review/?done={quote(loop_name)}"})
+            response = Response(status=303, headers={"Location": f"/review/?done={quote(loop_name)}"})
+            response.set_cookie(
+                WORKER_COOKIE, quote(worker), httponly=True, samesite="Strict", path="/review"
+            )
+            return response
         again = render.render_task(
             loop.flow.ui_content,
             loop.task_input,
             f"/review/{quote(loop.name)}/submit",
             self.presigner(request),
         )
-        return _page(loop_name, self._task_html(loop, again, error), 400)
+        html_ = self._task_html(loop, again, " ".join(errors), request=request, worker=worker)
+        return _page(loop_name, html_, 400)
 
     def task_ui_template(self, request: Request, ui_name: str) -> Response:
         """The raw template of a human task UI (DescribeHumanTaskUi's UiTemplate.Url)."""
@@ -385,7 +484,7 @@ class ReviewSite:
             "taskCount": loop.flow.task_count,
             "outputS3Uri": loop.output_s3_uri,
             "failureReason": loop.failure_reason,
-            "taskUrl": f"{request.host_url.rstrip('/')}/review/{quote(loop.name)}",
+            "taskUrl": f"{request.host_url.rstrip('/')}{self.loop_url(loop.name)}",
         }
 
     def api_list(self, request: Request) -> Response:
@@ -413,9 +512,15 @@ class ReviewSite:
             return denied
         if request.method != "POST":
             return _json({"error": 'POST {"answers": {...}, "workerId": "..."}'}, 405)
+        if request.mimetype != "application/json":
+            # a page of another site can post text/plain without a preflight; JSON needs CORS
+            return _json({"error": "Content-Type must be application/json"}, 415)
         body = request.get_json(force=True, silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("answers"), dict):
             return _json({"error": 'the body must be JSON {"answers": {...}, "workerId": "..."}'}, 400)
+        worker = str(body.get("workerId") or "twin-api-worker")
+        if not WORKER_NAME.match(worker):
+            return _json({"error": "workerId: 1-64 letters, digits, spaces and . _ @ -"}, 400)
         accepted = None
         if body.get("acceptanceTime"):
             try:
@@ -425,9 +530,7 @@ class ReviewSite:
             if accepted.tzinfo is None:
                 accepted = accepted.replace(tzinfo=dt.UTC)
         try:
-            loop = self.engine.submit(
-                loop_name, str(body.get("workerId") or "twin-api-worker"), body["answers"], accepted
-            )
+            loop = self.engine.submit(loop_name, worker, body["answers"], accepted)
         except A2IError as exc:
             return _json({"error": exc.message}, _STATUS.get(exc.kind, 400))
         return _json(self._loop_json(request, loop))

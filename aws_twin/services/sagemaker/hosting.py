@@ -119,6 +119,8 @@ class Endpoint:
     variants: list[Variant] = field(default_factory=list)
     capture: dict | None = None  # the DataCaptureConfig being honoured
     generation: int = 0
+    #: (config name, start time) of an update in progress: DescribeEndpoint's PendingDeploymentSummary
+    pending: tuple[str, dt.datetime] | None = None
 
     def describe(self) -> dict:
         out: dict[str, Any] = {
@@ -130,6 +132,11 @@ class Endpoint:
             "CreationTime": self.creation_time,
             "LastModifiedTime": self.last_modified or self.creation_time,
         }
+        if self.pending and self.status == "Updating":
+            out["PendingDeploymentSummary"] = {
+                "EndpointConfigName": self.pending[0],
+                "StartTime": self.pending[1],
+            }
         if self.variants:
             out["ProductionVariants"] = [
                 {
@@ -302,6 +309,7 @@ class HostingEngine:
             endpoint.failure_reason = None
             endpoint.last_modified = now()
             endpoint.generation += 1
+            endpoint.pending = (config.name, endpoint.last_modified)
             generation = endpoint.generation
         self.twin.background(self._deploy, ctx, endpoint, config, generation)
         return endpoint
@@ -345,6 +353,7 @@ class HostingEngine:
                 if endpoint.generation == generation:  # a failed update keeps serving the old variants
                     endpoint.failure_reason = reason
                     endpoint.status = "InService" if updating else "Failed"
+                    endpoint.pending = None
                     endpoint.last_modified = now()
             return
         for v in variants:
@@ -363,6 +372,7 @@ class HostingEngine:
             capture = config.request.get("DataCaptureConfig")
             endpoint.capture = copy.deepcopy(capture) if capture else None
             endpoint.status = "InService"
+            endpoint.pending = None
             endpoint.failure_reason = None
             endpoint.last_modified = now()
 

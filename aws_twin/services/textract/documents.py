@@ -7,7 +7,9 @@ Limits, as Textract documents them (and the choice the twin makes where the docs
 - Synchronous calls take JPEG, PNG and single-page PDF/TIFF; a PDF or TIFF of more than one page
   answers ``UnsupportedDocumentException`` (use the asynchronous ``Start*`` operations).
 - Asynchronous calls: PDF/TIFF up to 500 MB and 3,000 pages; JPEG/PNG up to 10 MB.
-- Images at most 10,000 pixels on either side.
+- Images at most 10,000 pixels on either side; an image whose header claims more pixels than
+  Pillow's decompression-bomb limit (a 30000x30000 PNG of 1 MB) is refused from its header, before
+  it is decoded: ``DocumentTooLargeException``.
 - An empty, truncated or undecodable file answers ``BadDocumentException``; bytes in no format
   Textract reads answer ``UnsupportedDocumentException``; a missing S3 object answers
   ``InvalidS3ObjectException``.
@@ -152,6 +154,7 @@ def _count_pages(data: bytes, fmt: str, source: str) -> int:
 
     try:
         with Image.open(io.BytesIO(data)) as img:
+            # Image.open reads the header only; Pillow refuses beyond 2x MAX_IMAGE_PIXELS itself
             w, h = img.size
             if max(w, h) > MAX_IMAGE_SIDE:
                 raise unsupported(
@@ -162,6 +165,8 @@ def _count_pages(data: bytes, fmt: str, source: str) -> int:
             return frames
     except AwsError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise too_large(f"The image {source} has too many pixels to process: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise bad_document(f"Unable to decode the {fmt} image {source}: {exc}") from exc
 

@@ -1,5 +1,9 @@
 """Asynchronous Textract jobs: Start* records a job and runs it on the twin's background pool;
-Get* pages through its results. JobStatus goes IN_PROGRESS -> SUCCEEDED / PARTIAL_SUCCESS / FAILED."""
+Get* pages through its results. JobStatus goes IN_PROGRESS -> SUCCEEDED / PARTIAL_SUCCESS / FAILED.
+
+A job has a time limit (``AWS_TWIN_TEXTRACT_JOB_SECONDS``, default 900 s): a job still reading pages
+then stops rendering more and ends FAILED, saying so (a 1,000-page PDF does not hold the twin's
+pool for an hour)."""
 
 from __future__ import annotations
 
@@ -8,14 +12,38 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 
 from ...core.errors import AwsError
 from . import documents, engine
 
 log = logging.getLogger("aws_twin.textract")
+
+
+def job_time_limit() -> float:
+    """Seconds an asynchronous job may run (``AWS_TWIN_TEXTRACT_JOB_SECONDS``, default 900)."""
+    return float(os.environ.get("AWS_TWIN_TEXTRACT_JOB_SECONDS") or 900)
+
+
+class JobTimeLimit(Exception):
+    """A job ran past its time limit while its pages were read."""
+
+
+class _TimedDocument(documents.Document):
+    """A document whose pages stop coming once the job's deadline has passed."""
+
+    deadline: float = 0.0
+
+    def render(self):
+        for number, page in enumerate(super().render(), start=1):
+            if time.monotonic() > self.deadline:
+                raise JobTimeLimit(f"the job ran past its time limit after {number - 1} page(s)")
+            yield page
+
 
 KINDS = {
     # kind: (API name for notifications, result key, model version key, default / max MaxResults)
@@ -86,15 +114,29 @@ class JobStore:
 
     def _run(self, job: Job, data: bytes, source: str) -> None:
         try:
+            started = time.monotonic()
+            limit = job_time_limit()
             doc = documents.inspect(data, source, asynchronous=True)
+            doc = _TimedDocument(doc.data, doc.format, doc.source, doc.pages)
+            doc.deadline = started + limit
             job.pages = doc.pages
             failed: list[int] = []
+            timed_out: list[JobTimeLimit] = []
 
             def on_error(number, exc):
+                if isinstance(exc, JobTimeLimit):
+                    timed_out.append(exc)
+                    return
                 log.warning("textract job %s: page %d failed: %s", job.job_id, number, exc)
                 failed.append(number)
 
             pages = engine.read_document(doc, on_error=on_error)
+            if timed_out or time.monotonic() - started > limit:
+                raise AwsError(
+                    "InternalServerError",
+                    f"The job did not finish within the twin's time limit of {limit:g} s "
+                    f"(AWS_TWIN_TEXTRACT_JOB_SECONDS; {doc.pages} pages).",
+                )
             seed = engine.seed_of(doc)
             if job.kind == "text":
                 job.results = engine.text_blocks(pages, seed)

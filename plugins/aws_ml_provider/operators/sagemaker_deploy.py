@@ -9,22 +9,32 @@
   the model / endpoint config unless one of that (deterministic, per-run) name already exists, in
   which case its description is returned, as after a create.
 
-The endpoint itself is created / updated by the provider's ``SageMakerEndpointOperator`` (deferrable).
+- :class:`SageMakerEndpointOnceOperator`: the provider's endpoint operator that does not create or
+  update an endpoint twice: an endpoint already on (or being moved to) the config is waited for, not
+  updated again, and when the answer to CreateEndpoint / UpdateEndpoint is lost the endpoint is
+  looked up by its config name before anything is sent again.
+
+Every create here is sent once, without botocore's retries (:mod:`..utils.idempotent`): a retry of
+a create whose answer was lost would create a second resource, so the resource is looked up first.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerEndpointConfigOperator,
+    SageMakerEndpointOperator,
     SageMakerModelOperator,
     SageMakerRegisterModelVersionOperator,
     serialize,
 )
+from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from botocore.exceptions import ClientError
 
+from ..utils.idempotent import create_once, is_transient_failure, single_attempt
 from .sagemaker_training import is_not_found
 
 if TYPE_CHECKING:
@@ -86,8 +96,20 @@ class SageMakerRegisterModelVersionIdempotentOperator(SageMakerRegisterModelVers
         metadata[RUN_KEY] = self.run_key
         extras["CustomerMetadataProperties"] = {k: str(v) for k, v in metadata.items()}
         self.extras = extras
-        arn = super().execute(context)
-        self.log.info("Registered model version %s in group %s.", arn, self.package_group_name)
+
+        # the group first: the provider's execute deletes a group it created when the create fails,
+        # which fails itself (and hides the look-up) when the lost create did register the version
+        self.hook.create_model_package_group(self.package_group_name, self.package_desc)
+
+        def register() -> str:
+            with single_attempt(self.hook, "create_model_package"):
+                return SageMakerRegisterModelVersionOperator.execute(self, context)
+
+        arn, created = create_once(
+            self.find_registered, register, f"model version for {self.run_key}", self.log
+        )
+        if created:
+            self.log.info("Registered model version %s in group %s.", arn, self.package_group_name)
         return arn
 
 
@@ -102,12 +124,25 @@ class _ReuseExistingMixin:
 
     def execute(self, context: Context) -> dict:
         name = self.config[self.name_key]  # type: ignore[attr-defined]
-        try:
-            existing = getattr(self.hook, self.describe)(name)  # type: ignore[attr-defined]
-        except ClientError as error:
-            if not is_not_found(error):
-                raise
-            return super().execute(context)  # type: ignore[misc]
+
+        def lookup() -> dict | None:
+            try:
+                return getattr(self.hook, self.describe)(name)  # type: ignore[attr-defined]
+            except ClientError as error:
+                if not is_not_found(error):
+                    raise
+                return None
+
+        def create() -> dict:
+            with single_attempt(self.hook, self.create_operation):  # type: ignore[attr-defined]
+                return super(_ReuseExistingMixin, self).execute(context)  # type: ignore[misc]
+
+        existing = lookup()
+        if existing is None:
+            result, created = create_once(lookup, create, f"{self.what} {name}", self.log)  # type: ignore[attr-defined]
+            if created:
+                return result
+            existing = result
         self.log.info(  # type: ignore[attr-defined]
             "%s %s already exists (created by an earlier attempt); reusing it.", self.what, name
         )
@@ -118,6 +153,7 @@ class SageMakerModelIfAbsentOperator(_ReuseExistingMixin, SageMakerModelOperator
     """:class:`SageMakerModelOperator` that returns the existing model of the same name."""
 
     what, name_key, describe, result_key = "Model", "ModelName", "describe_model", "Model"
+    create_operation = "create_model"
 
 
 class SageMakerEndpointConfigIfAbsentOperator(_ReuseExistingMixin, SageMakerEndpointConfigOperator):
@@ -129,3 +165,100 @@ class SageMakerEndpointConfigIfAbsentOperator(_ReuseExistingMixin, SageMakerEndp
         "describe_endpoint_config",
         "EndpointConfig",
     )
+    create_operation = "create_endpoint_config"
+
+
+class SageMakerEndpointOnceOperator(SageMakerEndpointOperator):
+    """:class:`SageMakerEndpointOperator` (``config`` = the Endpoint request) that sends at most one
+    CreateEndpoint / UpdateEndpoint per config:
+
+    - the endpoint already serves ``EndpointConfigName``: nothing is sent, its description returned;
+    - it is being created or updated to that config (a retried task, a lost answer): the wait is
+      deferred on the provider's ``SageMakerTrigger``, nothing is sent;
+    - else the provider's create / update, sent once; a lost answer is followed by a look-up, and
+      the wait attaches to the deployment the request did start.
+    """
+
+    def _endpoint(self) -> tuple[str, str]:
+        info = self.config.get("Endpoint", self.config)
+        return info["EndpointName"], info["EndpointConfigName"]
+
+    def _describe(self, name: str) -> dict | None:
+        try:
+            return self.hook.describe_endpoint(name)
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise
+
+    @staticmethod
+    def _state(described: dict | None, target: str) -> str | None:
+        """``"done"`` (serving the config), ``"moving"`` (being deployed with it) or None."""
+        if not described:
+            return None
+        status = described.get("EndpointStatus")
+        pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        if status == "Updating" and pending == target:
+            return "moving"
+        if described.get("EndpointConfigName") == target:
+            if status == "InService":
+                return "done"
+            if status in ("Creating", "Updating", "SystemUpdating"):
+                return "moving"
+        return None
+
+    def _attach(self, context: Context, name: str, target: str, described: dict) -> dict:
+        if self._state(described, target) == "done":
+            return {
+                "EndpointConfig": serialize(self.hook.describe_endpoint_config(target)),
+                "Endpoint": serialize(described),
+            }
+        if self.deferrable:
+            self.defer(
+                trigger=SageMakerTrigger(
+                    job_name=name,
+                    job_type="endpoint",
+                    waiter_delay=self.check_interval,
+                    aws_conn_id=self.aws_conn_id,
+                ),
+                method_name="execute_complete",
+                timeout=datetime.timedelta(seconds=self.max_ingestion_time),
+            )
+        self.hook.get_waiter("endpoint_in_service").wait(
+            EndpointName=name,
+            WaiterConfig={"Delay": self.check_interval, "MaxAttempts": self.max_ingestion_time},
+        )
+        return {
+            "EndpointConfig": serialize(self.hook.describe_endpoint_config(target)),
+            "Endpoint": serialize(self.hook.describe_endpoint(name)),
+        }
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        name, target = self._endpoint()
+        described = self._describe(name)
+        state = self._state(described, target)
+        if state:
+            self.log.info(
+                "Endpoint %s is %s with config %s already (an earlier attempt): not sending it again.",
+                name,
+                described["EndpointStatus"],
+                target,
+            )
+            return self._attach(context, name, target, described)
+        try:
+            with single_attempt(self.hook, "create_endpoint", "update_endpoint"):
+                return super().execute(context)
+        except Exception as exc:
+            if not is_transient_failure(exc):
+                raise
+            described = self._describe(name)
+            if not self._state(described, target):
+                raise
+            self.log.warning(
+                "No answer to the %s of endpoint %s (%s), but it is deploying config %s: waiting for it.",
+                self.operation,
+                name,
+                exc,
+                target,
+            )
+            return self._attach(context, name, target, described)

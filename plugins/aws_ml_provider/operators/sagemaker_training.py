@@ -11,6 +11,10 @@ the job its first attempt started and wait for that one. This subclass adds exac
 - it is ``Completed``: return its description, as the provider does after a wait;
 - it is ``Failed``/``Stopped``: fail without retries, naming the job and SageMaker's reason
   (the name belongs to this run; a new attempt needs a new run).
+
+CreateTrainingJob is sent once (no botocore retry): when its answer is lost (a connection error, a
+5xx), the job is looked up by its name, and attached to when the create did happen, instead of a
+retried create failing on "job names must be unique" (and costing the task a try).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.providers.common.compat.sdk import AirflowFailException
 from botocore.exceptions import ClientError
 
+from ..utils.idempotent import is_transient_failure, single_attempt
 from . import trigger_connection
 
 if TYPE_CHECKING:
@@ -68,7 +73,18 @@ class SageMakerTrainingAttachOperator(SageMakerTrainingOperator):
         existing = self.describe_existing(name)
         if existing is None:
             self.log.info("No training job %s yet: creating it.", name)
-            return super().execute(context)
+            try:
+                with single_attempt(self.hook, "create_training_job"):
+                    return super().execute(context)
+            except Exception as exc:
+                if not is_transient_failure(exc):
+                    raise
+                existing = self.describe_existing(name)
+                if existing is None:
+                    raise
+                self.log.warning(
+                    "No answer to CreateTrainingJob %s (%s), but the job exists: attaching to it.", name, exc
+                )
         status = existing["TrainingJobStatus"]
         self.log.info("Training job %s already exists (status %s): attaching to it.", name, status)
         if status == "Completed":

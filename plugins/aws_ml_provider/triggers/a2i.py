@@ -8,12 +8,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.providers.amazon.aws.utils.waiter_with_logging import RETRIABLE_ERROR_CODES
 from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import WaiterError
 
 from ..hooks.a2i import LOOP_DONE, A2IRuntimeHook, loop_state, loop_state_from_description
-from .base import AwsMlWaiterTrigger
+from .base import CONNECTION_ERRORS, AwsMlWaiterTrigger, is_transient, lost_message
 
 WAITER = "human_loop_completed"
 
@@ -117,25 +116,41 @@ class A2IHumanLoopsCompleteTrigger(AwsMlWaiterTrigger):
         )
 
     async def _check(self, client, waiter, name: str) -> dict[str, Any] | None:
-        """The final state of one loop, or None while it is still in progress."""
+        """The final state of one loop, or None while it is still in progress (or the poll met a
+        transient error: connection, 5xx, throttling; the loop is polled again next round)."""
         try:
             await waiter.wait(HumanLoopName=name, WaiterConfig={"MaxAttempts": 1})
+        except CONNECTION_ERRORS as err:
+            self.log.warning(
+                "human loop %s: transient connection error %s: %s", name, type(err).__name__, err
+            )
+            return None
         except WaiterError as err:
             reason = str(err)
             last = err.last_response or {}
             error = last.get("Error") if isinstance(last.get("Error"), dict) else None
+            status = (last.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            if error and error.get("Code") in self.lost_codes:
+                return loop_state(
+                    name,
+                    "NotFound",
+                    failure_reason=lost_message(
+                        f"human loop {name}", error["Code"], error.get("Message", "")
+                    ),
+                    failure_code=error.get("Code"),
+                )
             if "terminal failure" in reason:
                 if error:
                     return loop_state(
                         name,
-                        "NotFound" if error.get("Code") == "ResourceNotFoundException" else "Error",
+                        "Error",
                         failure_reason=error.get("Message") or reason,
                         failure_code=error.get("Code"),
                     )
                 return loop_state_from_description(name, last)
             if error:
-                if error.get("Code") in RETRIABLE_ERROR_CODES:
-                    self.log.info("human loop %s: retriable error %s", name, error.get("Code"))
+                if is_transient(error, status):
+                    self.log.warning("human loop %s: transient error %s", name, error.get("Code"))
                     return None
                 return loop_state(
                     name,
@@ -145,7 +160,13 @@ class A2IHumanLoopsCompleteTrigger(AwsMlWaiterTrigger):
                 )
             self.log.info("human loop %s is %s", name, last.get("HumanLoopStatus"))
             return None
-        described = await client.describe_human_loop(HumanLoopName=name)
+        try:
+            described = await client.describe_human_loop(HumanLoopName=name)
+        except CONNECTION_ERRORS as err:
+            self.log.warning(
+                "human loop %s: transient connection error %s: %s", name, type(err).__name__, err
+            )
+            return None
         return loop_state_from_description(name, described)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
