@@ -116,7 +116,7 @@ def review_token(twin) -> str:
 
 class FakeTI:
     """What the provider's operators read from the task instance: identity, try number,
-    ``xcom_push`` (console links) and the first reschedule date (a sensor's first poke)."""
+    ``xcom_push`` (console links), ``xcom_pull`` of its own XComs and the first reschedule date (a sensor's first poke)."""
 
     def __init__(self, dag_id="test_dag", run_id="manual__2026-01-01", task_id="task", try_number=1):
         self.dag_id, self.run_id, self.task_id, self.try_number = dag_id, run_id, task_id, try_number
@@ -125,6 +125,10 @@ class FakeTI:
 
     def xcom_push(self, key, value):
         self.xcoms[key] = value
+
+    def xcom_pull(self, key="return_value", task_ids=None, **kw):
+        """This task's own XCom (what the Glue operator's ``resume_glue_job_on_retry`` reads)."""
+        return self.xcoms.get(key) if task_ids in (None, self.task_id) else None
 
     def get_first_reschedule_date(self, context):
         return None
