@@ -18,7 +18,7 @@ run has taken before, and for each one:
    INVOICE_RECEIPT_ID, INVOICE_RECEIPT_DATE, TOTAL, SUBTOTAL, TAX, VENDOR_ADDRESS,
    RECEIVER_ADDRESS; line items ITEM, QUANTITY, PRICE, EXPENSE_ROW);
 4. sends documents with a field under `confidence_threshold`, a missing `required_fields`
-   entry or (`check_consistency`) fields that disagree (TOTAL against SUBTOTAL + TAX and
+   entry or (`consistency_checks`) fields that disagree (TOTAL against SUBTOTAL + TAX and
    against the line items, a date that does not parse) to **human review** (one A2I human loop per document, deterministic name: a retried
    task attaches to its loop) and waits for the reviewers in the triggerer (hours or days, no
    worker slot held);
@@ -69,7 +69,7 @@ from aws_ml_provider.operators.expense import ExpenseBatchExtractOperator
 from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
 from aws_ml_provider.utils import aws_patterns, expense_state
 from aws_ml_provider.utils import s3 as s3_utils
-from aws_ml_provider.utils.expense import DEFAULT_REQUIRED, DEFAULT_THRESHOLD
+from aws_ml_provider.utils.expense import CONSISTENCY_CHECKS, DEFAULT_REQUIRED, DEFAULT_THRESHOLD
 
 DAG_ID = "expense_documents"
 AWS_CONN_ID = "aws_default"
@@ -193,12 +193,15 @@ def _prefix_param(title: str, name: str, description: str) -> Param:
             description="A document missing any of these summary fields goes to human review.",
             section="Review",
         ),
-        "check_consistency": Param(
-            True,
-            type="boolean",
+        "consistency_checks": Param(
+            list(CONSISTENCY_CHECKS),
+            type="array",
+            items={"type": "string", "enum": list(CONSISTENCY_CHECKS)},
+            uniqueItems=True,
             title="Review fields that disagree",
-            description="Also send a document to review when TOTAL is not SUBTOTAL + TAX, not the sum of "
-            "the line items, or its date does not parse, however confident the reading.",
+            description="Also send a document to review, however confident the reading, when: subtotal_tax "
+            "- TOTAL is not SUBTOTAL + TAX; line_items - TOTAL is not the sum of the line items; date - "
+            "the date does not parse. Empty: confidence and required fields alone decide.",
             section="Review",
         ),
         "workteam_arn": Param(
@@ -375,7 +378,8 @@ def expense_documents():
             """The state of the run holding a claim (None: unknown, e.g. not created yet)."""
             if other not in states:
                 try:
-                    states[other] = str(ti.get_dagrun_state(DAG_ID, other))
+                    state = ti.get_dagrun_state(DAG_ID, other)
+                    states[other] = str(getattr(state, "value", state))  # an enum on Airflow 3.3
                 except Exception as exc:  # no such run (a run staging files before it exists)
                     print(f"state of run {other} unknown ({type(exc).__name__}); its claims stay")
                     states[other] = None

@@ -373,7 +373,7 @@ def test_a_malformed_response_quarantines_its_document_alone(twin, monkeypatch):
         "textract_retry_mode": "standard",
         "confidence_threshold": 0,
         "required_fields": [],
-        "check_consistency": False,
+        "consistency_checks": [],
     }
     analyze = TextractHook.analyze
 

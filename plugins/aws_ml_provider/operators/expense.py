@@ -246,7 +246,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
         return {"status": self._store_machine_result(s3, params, run_id, doc, response)}
 
     def _store_machine_result(self, s3, params, run_id, doc, response: dict) -> str:
-        from ..utils.expense import normalise_expense, review_fields
+        from ..utils.expense import CONSISTENCY_CHECKS, normalise_expense, review_fields
 
         raw_uri = f"{params['output_prefix'].rstrip('/')}/documents/{doc['folder']}/textract.json"
         s3_utils.write_json(s3, raw_uri, response)
@@ -255,7 +255,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
             normalised,
             float(params["confidence_threshold"]),
             list(params["required_fields"] or []),
-            consistency=bool(params.get("check_consistency", True)),
+            consistency=list(params.get("consistency_checks", CONSISTENCY_CHECKS) or []),
         )
         s3_utils.write_json(
             s3,

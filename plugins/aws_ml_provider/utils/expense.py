@@ -420,6 +420,8 @@ def _percent(value: float) -> str:
 
 #: how far apart two amounts may be and still agree: cash rounding (to 0.05) and cents
 AMOUNT_TOLERANCE = 0.05
+#: the consistency checks of :func:`consistency_problems` (the DAG's ``consistency_checks``)
+CONSISTENCY_CHECKS = ("subtotal_tax", "line_items", "date")
 
 
 def parse_date(text: str | None) -> datetime.date | None:
@@ -445,13 +447,17 @@ def _amount(fields: dict, name: str, position: int) -> float | None:
     return None if amount is None else float(amount)
 
 
-def consistency_problems(normalised: dict) -> list[dict]:
+def consistency_problems(normalised: dict, checks: Iterable[str] = CONSISTENCY_CHECKS) -> list[dict]:
     """Fields that disagree with each other, whatever their confidence: per invoice/receipt,
-    TOTAL against SUBTOTAL + TAX (when all three read as amounts), TOTAL against the sum of the
-    line items' PRICEs (when every line item has one, and the sum is neither the TOTAL, the
-    SUBTOTAL nor TOTAL - TAX), and a date that does not parse (:func:`parse_date`). Amounts agree
-    within :data:`AMOUNT_TOLERANCE`. One entry per field: ``name``, ``value``, ``confidence``,
-    ``reason``."""
+    ``subtotal_tax``: TOTAL against SUBTOTAL + TAX (when all three read as amounts);
+    ``line_items``: TOTAL against the sum of the line items' PRICEs (when every line item has one,
+    and the sum is neither the TOTAL, the SUBTOTAL nor TOTAL - TAX); ``date``: a date that does
+    not parse (:func:`parse_date`). Amounts agree within :data:`AMOUNT_TOLERANCE`. One entry per
+    field: ``name``, ``value``, ``confidence``, ``reason``."""
+    checks = set(checks)
+    unknown = checks - set(CONSISTENCY_CHECKS)
+    if unknown:
+        raise ValueError(f"unknown consistency checks {sorted(unknown)}; use {list(CONSISTENCY_CHECKS)}")
     fields = normalised.get("fields", {})
     items = normalised.get("line_items", [])
     out: dict[str, dict] = {}
@@ -475,12 +481,16 @@ def consistency_problems(normalised: dict) -> list[dict]:
 
     for position in range(1, int(normalised.get("expense_count", 1)) + 1):
         total, subtotal, tax = (_amount(fields, n, position) for n in ("TOTAL", "SUBTOTAL", "TAX"))
-        if None not in (total, subtotal, tax) and not close(subtotal + tax, total):
+        if (
+            "subtotal_tax" in checks
+            and None not in (total, subtotal, tax)
+            and not close(subtotal + tax, total)
+        ):
             reason = f"TOTAL {total:.2f} is not SUBTOTAL {subtotal:.2f} + TAX {tax:.2f}"
             for name in ("TOTAL", "SUBTOTAL", "TAX"):
                 flag(name, position, reason)
         prices = [item.get("amount") for item in items if item.get("expense_index", 1) == position]
-        if total is not None and prices and None not in prices:
+        if "line_items" in checks and total is not None and prices and None not in prices:
             summed = sum(float(p) for p in prices)
             agrees = [total] + [v for v in (subtotal,) if v is not None]
             agrees += [total - tax] if tax is not None else []
@@ -491,7 +501,7 @@ def consistency_problems(normalised: dict) -> list[dict]:
                     f"TOTAL {total:.2f} is not the sum of the {len(prices)} line items ({summed:.2f})",
                 )
         date = fields.get(field_key("INVOICE_RECEIPT_DATE", position)) or {}
-        if date.get("value") and parse_date(date["value"]) is None:
+        if "date" in checks and date.get("value") and parse_date(date["value"]) is None:
             flag("INVOICE_RECEIPT_DATE", position, f"date {date['value']!r} does not parse")
     return list(out.values())
 
@@ -500,17 +510,19 @@ def review_fields(
     normalised: dict,
     threshold: float = DEFAULT_THRESHOLD,
     required: Iterable[str] = DEFAULT_REQUIRED,
-    consistency: bool = True,
+    consistency: bool | Iterable[str] = True,
 ) -> list[dict]:
     """The fields a human must check: a summary field under the confidence threshold, a required
-    field that is missing or empty (for every invoice/receipt in the document), and, with
-    ``consistency``, the fields that disagree with each other (:func:`consistency_problems`), so
-    a confident misreading reaches a person too. ``[]`` when the machine result can be
+    field that is missing or empty (for every invoice/receipt in the document), and the fields
+    that disagree with each other (:func:`consistency_problems`; ``consistency``: True for all
+    :data:`CONSISTENCY_CHECKS`, False for none, or the names of some), so a confident misreading
+    reaches a person too. ``[]`` when the machine result can be
     auto-approved. Names are :func:`field_key` s; a field is listed once, its reasons joined."""
     out = _confidence_review(normalised, threshold, required)
-    if consistency:
+    checks = CONSISTENCY_CHECKS if consistency is True else () if consistency is False else tuple(consistency)
+    if checks:
         listed = {entry["name"]: entry for entry in out}
-        for problem in consistency_problems(normalised):
+        for problem in consistency_problems(normalised, checks):
             if problem["name"] in listed:
                 listed[problem["name"]]["reason"] += f"; {problem['reason']}"
             else:
