@@ -167,3 +167,24 @@ def test_a_confident_total_that_disagrees_reaches_a_reviewer(dag_runner, airflow
     assert _money(fields["TOTAL"]["value"]) != _money(truth["total"])  # the machine was wrong
     (row,) = _csv_rows(s3, f"s3://{bucket}/output/latest/documents.csv")
     assert _money(row["TOTAL"]) == _money(truth["total"]) and row["human_changed"] == "TOTAL"
+
+
+def test_a_bad_bucket_variable_fails_at_once_without_retries(dag_runner, airflow_twin, monkeypatch):
+    """The form checks the Params; a Variable bypasses it. resolve_config checks the Variable's
+    bucket name with S3's rules and fails for good (AirflowFailException): one try, no retry."""
+    from airflow import settings
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    monkeypatch.setenv("AIRFLOW_VAR_ML_BUCKET", "Bad_Bucket name")
+    result = dag_runner(DAG_ID, {"flow_definition_name": f"expense-review-{uuid.uuid4().hex[:8]}"})
+    assert result.state == "failed" and result.task_states["resolve_config"] == "failed", result.task_states
+    with settings.Session() as session:
+        ti = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == DAG_ID,
+                TaskInstance.run_id == result.run_id,
+                TaskInstance.task_id == "resolve_config",
+            )
+        ).one()
+    assert ti.try_number == 1 and ti.max_tries == 3  # it could have retried 3 times; it did not

@@ -419,3 +419,6 @@ def test_aws_and_network_errors_fail_the_task_instead():
     )
     assert is_transient(throttled) and is_transient(EndpointConnectionError(endpoint_url="http://x"))
     assert not is_transient(ExpenseResponseError("x")) and not is_transient(ValueError("x"))
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    assert is_transient(AirflowException("the task runner's own: not the document's"))

@@ -101,7 +101,7 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, (ClientError, BotoCoreError, ConnectionError, TimeoutError)):
         return True
-    return type(exc).__module__.split(".")[0] in ("airflow", "botocore", "urllib3", "requests")
+    return type(exc).__module__.split(".")[0] in ("airflow", "urllib3", "requests")
 
 
 def quarantine_failure(s3, params: dict, run_id: str, doc: dict, exc: BaseException, stage: str) -> dict:
