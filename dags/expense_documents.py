@@ -44,15 +44,21 @@ tick it to try the DAG.
 document with a conditional put of `state_prefix/claims/<document id>.json` (owned by the run;
 a retry of the same run takes its own claims again) and the merge writes
 `state_prefix/processed/<document id>.json`. A run never takes a document claimed by another
-run: to reprocess one, delete its claim and marker. `stage_samples` claims each sample for the
+run, unless that run has ended (failed for good, say) without processing it: then the next run
+takes the claim over (a conditional put on the claim's ETag) and finishes the document
+(`taken_over_from_ended_runs` in its summary). To reprocess one, delete its claim and marker.
+A document whose check, extraction, review start or merge fails is quarantined alone with its
+reason; only AWS and network errors fail a batch task (and its retry goes on). `stage_samples` claims each sample for the
 run before uploading it, so a scheduled run starting meanwhile (unpausing starts one) leaves them
 to the run that staged them. A run that takes nothing says why in its `summary.json`
 (`nothing_taken`, with the counts in `skipped` and `claimed_by_other_runs`).
 
 **S3 layout** under `output_prefix`: `documents/<name>-<id12>/{textract.json,expense.json,
 summary.csv,grid.txt}`, `runs/<run>/{documents.csv,line_items.csv,summary.json}` (+ working
-files), `latest/{documents.csv,line_items.csv,summary.json}` and `a2i/` (A2I output). `finalize`
-updates the Assets `expense_documents_csv`, `expense_line_items_csv` and `expense_run_summary`;
+files), `latest/{documents.csv,line_items.csv,summary.json}` and `a2i/` (A2I output). CSV cells that
+would start a spreadsheet formula get a leading `'` (numbers stay as they are). `publish_latest`
+copies the run's files to `latest/` only when the run extracted a document (else it is skipped,
+and `latest/` stays as it was) and updates the Assets `expense_documents_csv`, `expense_line_items_csv` and `expense_run_summary`;
 each event's extra holds the S3 URI of the `latest/` file and of the run's copy.
 
 Offline, the only change is the `aws_default` connection's endpoint URL (aws_twin).
