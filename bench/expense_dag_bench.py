@@ -72,6 +72,7 @@ def main() -> int:
                 "textract_retry_mode": args.retry_mode,
                 "confidence_threshold": 0,
                 "required_fields": [],
+                "consistency_checks": [],
                 "max_documents": args.documents,
             }
             dag = DagBag(dag_folder=str(ROOT / "dags" / "expense_documents.py")).dags["expense_documents"]

@@ -23,6 +23,7 @@ from aws_ml_provider.operators.sagemaker_deploy import (
     SageMakerRegisterModelVersionIdempotentOperator,
 )
 from aws_ml_provider.operators.sagemaker_training import SageMakerTrainingAttachOperator
+from aws_ml_provider.utils import aws_patterns
 from aws_ml_provider.utils import s3 as s3_utils
 from aws_ml_provider.utils.paths import include_path
 
@@ -144,7 +145,7 @@ default_args = {
         "dataset_uri": Param(
             None,
             type=["null", "string"],
-            pattern=r"^$|^s3://[^/]+/.+$",
+            pattern=aws_patterns.S3_OBJECT_PARAM,
             title="Dataset CSV (S3 URI)",
             description="CSV with a header row. Empty: s3://<bucket>/churn/raw/mlc_churn.csv, the bundled "
             "churn data, staged there when absent.",
@@ -209,14 +210,14 @@ default_args = {
         "endpoint_name": Param(
             "churn-xgboost",
             type="string",
-            pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
+            pattern=aws_patterns.SAGEMAKER_NAME_PARAM,
             title="Endpoint name",
             description="Created on the first run, updated in place afterwards.",
         ),
         "model_package_group": Param(
             "churn-xgboost",
             type="string",
-            pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
+            pattern=aws_patterns.SAGEMAKER_NAME_PARAM,
             title="Model package group",
         ),
         "smoke_sample_size": Param(
@@ -225,18 +226,21 @@ default_args = {
         "bucket": Param(
             None,
             type=["null", "string"],
+            pattern=aws_patterns.BUCKET_PARAM,
             title="S3 bucket",
             description="Empty: Variable ml_bucket (else aws-ml-provider-demo).",
         ),
         "sagemaker_role_arn": Param(
             None,
             type=["null", "string"],
+            pattern=aws_patterns.ROLE_ARN_PARAM,
             title="SageMaker execution role ARN",
             description="Empty: Variable sagemaker_role_arn.",
         ),
         "glue_role_arn": Param(
             None,
             type=["null", "string"],
+            pattern=aws_patterns.ROLE_ARN_PARAM,
             title="Glue job role ARN",
             description="Empty: Variable glue_role_arn.",
         ),

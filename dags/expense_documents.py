@@ -17,8 +17,9 @@ run has taken before, and for each one:
    (`aws_ml_provider.utils.expense_response`; summary fields VENDOR_NAME,
    INVOICE_RECEIPT_ID, INVOICE_RECEIPT_DATE, TOTAL, SUBTOTAL, TAX, VENDOR_ADDRESS,
    RECEIVER_ADDRESS; line items ITEM, QUANTITY, PRICE, EXPENSE_ROW);
-4. sends documents with a field under `confidence_threshold` or a missing `required_fields`
-   entry to **human review** (one A2I human loop per document, deterministic name: a retried
+4. sends documents with a field under `confidence_threshold`, a missing `required_fields`
+   entry or (`consistency_checks`) fields that disagree (TOTAL against SUBTOTAL + TAX and
+   against the line items, a date that does not parse) to **human review** (one A2I human loop per document, deterministic name: a retried
    task attaches to its loop) and waits for the reviewers in the triggerer (hours or days, no
    worker slot held);
 5. **merges** the answers over the machine values (which fields a human changed is recorded) and
@@ -43,15 +44,21 @@ tick it to try the DAG.
 document with a conditional put of `state_prefix/claims/<document id>.json` (owned by the run;
 a retry of the same run takes its own claims again) and the merge writes
 `state_prefix/processed/<document id>.json`. A run never takes a document claimed by another
-run: to reprocess one, delete its claim and marker. `stage_samples` claims each sample for the
+run, unless that run has ended (failed for good, say) without processing it: then the next run
+takes the claim over (a conditional put on the claim's ETag) and finishes the document
+(`taken_over_from_ended_runs` in its summary). To reprocess one, delete its claim and marker.
+A document whose check, extraction, review start or merge fails is quarantined alone with its
+reason; only AWS and network errors fail a batch task (and its retry goes on). `stage_samples` claims each sample for the
 run before uploading it, so a scheduled run starting meanwhile (unpausing starts one) leaves them
 to the run that staged them. A run that takes nothing says why in its `summary.json`
 (`nothing_taken`, with the counts in `skipped` and `claimed_by_other_runs`).
 
 **S3 layout** under `output_prefix`: `documents/<name>-<id12>/{textract.json,expense.json,
 summary.csv,grid.txt}`, `runs/<run>/{documents.csv,line_items.csv,summary.json}` (+ working
-files), `latest/{documents.csv,line_items.csv,summary.json}` and `a2i/` (A2I output). `finalize`
-updates the Assets `expense_documents_csv`, `expense_line_items_csv` and `expense_run_summary`;
+files), `latest/{documents.csv,line_items.csv,summary.json}` and `a2i/` (A2I output). CSV cells that
+would start a spreadsheet formula get a leading `'` (numbers stay as they are). `publish_latest`
+copies the run's files to `latest/` only when the run extracted a document (else it is skipped,
+and `latest/` stays as it was) and updates the Assets `expense_documents_csv`, `expense_line_items_csv` and `expense_run_summary`;
 each event's extra holds the S3 URI of the `latest/` file and of the run's copy.
 
 Offline, the only change is the `aws_default` connection's endpoint URL (aws_twin).
@@ -66,9 +73,9 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 from aws_ml_provider.operators.a2i import A2ICreateFlowDefinitionOperator, A2ICreateHumanTaskUiOperator
 from aws_ml_provider.operators.expense import ExpenseBatchExtractOperator
 from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
-from aws_ml_provider.utils import expense_state
+from aws_ml_provider.utils import aws_patterns, expense_state
 from aws_ml_provider.utils import s3 as s3_utils
-from aws_ml_provider.utils.expense import DEFAULT_REQUIRED, DEFAULT_THRESHOLD
+from aws_ml_provider.utils.expense import CONSISTENCY_CHECKS, DEFAULT_REQUIRED, DEFAULT_THRESHOLD
 
 DAG_ID = "expense_documents"
 AWS_CONN_ID = "aws_default"
@@ -125,7 +132,7 @@ def _prefix_param(title: str, name: str, description: str) -> Param:
     return Param(
         None,
         type=["null", "string"],
-        pattern=r"^$|^s3://[^/]+/.*$",
+        pattern=aws_patterns.S3_PREFIX_PARAM,
         title=title,
         description=f"{description} Empty: s3://<Variable ml_bucket>/{DEFAULT_PREFIXES[name]}",
         section="Locations",
@@ -192,10 +199,21 @@ def _prefix_param(title: str, name: str, description: str) -> Param:
             description="A document missing any of these summary fields goes to human review.",
             section="Review",
         ),
+        "consistency_checks": Param(
+            list(CONSISTENCY_CHECKS),
+            type="array",
+            items={"type": "string", "enum": list(CONSISTENCY_CHECKS)},
+            uniqueItems=True,
+            title="Review fields that disagree",
+            description="Also send a document to review, however confident the reading, when: subtotal_tax "
+            "- TOTAL is not SUBTOTAL + TAX; line_items - TOTAL is not the sum of the line items; date - "
+            "the date does not parse. Empty: confidence and required fields alone decide.",
+            section="Review",
+        ),
         "workteam_arn": Param(
             None,
             type=["null", "string"],
-            pattern=r"^$|^arn:aws[a-z-]*:sagemaker:",
+            pattern=aws_patterns.WORKTEAM_ARN_PARAM,
             title="A2I private work team ARN",
             description="Empty: Variable a2i_workteam_arn.",
             section="Review",
@@ -203,17 +221,27 @@ def _prefix_param(title: str, name: str, description: str) -> Param:
         "a2i_role_arn": Param(
             None,
             type=["null", "string"],
-            pattern=r"^$|^arn:aws[a-z-]*:iam::",
+            pattern=aws_patterns.ROLE_ARN_PARAM,
             title="A2I execution role ARN",
             description="Role A2I assumes to read the documents and write the review output. "
             "Empty: Variable a2i_role_arn, else Variable sagemaker_role_arn.",
             section="Review",
         ),
         "human_task_ui_name": Param(
-            "expense-review-ui", type="string", title="A2I worker task UI name", section="Review"
+            "expense-review-ui",
+            type="string",
+            pattern=aws_patterns.A2I_NAME_PARAM,
+            maxLength=63,
+            title="A2I worker task UI name",
+            section="Review",
         ),
         "flow_definition_name": Param(
-            "expense-review", type="string", title="A2I flow definition name", section="Review"
+            "expense-review",
+            type="string",
+            pattern=aws_patterns.A2I_NAME_PARAM,
+            maxLength=63,
+            title="A2I flow definition name",
+            section="Review",
         ),
         "batch_size": Param(
             25,
@@ -269,16 +297,28 @@ def expense_documents():
         params = get_current_context()["params"]
         cfg = {name: params[name] for name in DEFAULT_PREFIXES}
         if not all(cfg.values()):
-            bucket = Variable.get("ml_bucket", default=DEFAULT_BUCKET)
+            bucket = aws_patterns.require(
+                Variable.get("ml_bucket", default=DEFAULT_BUCKET),
+                aws_patterns.BUCKET_PARAM,
+                "S3 bucket",
+                "Variable ml_bucket",
+            )
             cfg = {name: value or f"s3://{bucket}/{DEFAULT_PREFIXES[name]}" for name, value in cfg.items()}
-        cfg["workteam_arn"] = params["workteam_arn"] or Variable.get(
-            "a2i_workteam_arn", default=DEFAULT_WORKTEAM_ARN
+        cfg["workteam_arn"] = params["workteam_arn"] or aws_patterns.require(
+            Variable.get("a2i_workteam_arn", default=DEFAULT_WORKTEAM_ARN),
+            aws_patterns.WORKTEAM_ARN_PARAM,
+            "A2I work team ARN",
+            "Variable a2i_workteam_arn",
         )
-        cfg["a2i_role_arn"] = (
-            params["a2i_role_arn"]
-            or Variable.get("a2i_role_arn", default=None)
-            or Variable.get("sagemaker_role_arn", default=DEFAULT_A2I_ROLE_ARN)
+        role_variable = "a2i_role_arn" if Variable.get("a2i_role_arn", default=None) else "sagemaker_role_arn"
+        cfg["a2i_role_arn"] = params["a2i_role_arn"] or aws_patterns.require(
+            Variable.get(role_variable, default=DEFAULT_A2I_ROLE_ARN),
+            aws_patterns.ROLE_ARN_PARAM,
+            "A2I role ARN",
+            f"Variable {role_variable}",
         )
+        for name in DEFAULT_PREFIXES:  # a Param passed the form; this checks a run started otherwise
+            aws_patterns.require(cfg[name], aws_patterns.S3_PREFIX_PARAM, name)
         cfg["a2i_output_uri"] = f"{cfg['output_prefix'].rstrip('/')}/a2i"
         cfg["task_ui_template_path"] = str(include_path(TASK_UI_TEMPLATE, anchor=__file__))
         print(cfg)
@@ -299,7 +339,18 @@ def expense_documents():
             try:
                 s3.head_bucket(Bucket=name)
             except ClientError:
-                s3.create_bucket(Bucket=name)
+                try:
+                    s3.create_bucket(Bucket=name)
+                except ClientError as err:
+                    code = err.response.get("Error", {}).get("Code")
+                    if code in ("InvalidBucketName", "BucketAlreadyExists", "AccessDenied"):
+                        from airflow.providers.common.compat.sdk import AirflowFailException
+
+                        raise AirflowFailException(
+                            f"cannot use bucket {name!r}: {code} ({err}); fix the location Params or "
+                            "Variable ml_bucket, a retry would not help"
+                        ) from err
+                    raise
         staged = None
         if params["stage_samples"]:
             files = [
@@ -325,6 +376,21 @@ def expense_documents():
         taken: list[dict] = []
         skipped = {"processed": 0, "claimed_by_other_run": 0, "not_a_document": 0}
         claimed_by: dict[str, int] = {}  # other run -> documents it holds
+        taken_over: dict[str, int] = {}  # ended run -> documents this run took from it
+        states: dict[str, str | None] = {}
+        ti = get_current_context()["ti"]
+
+        def run_state(other: str) -> str | None:
+            """The state of the run holding a claim (None: unknown, e.g. not created yet)."""
+            if other not in states:
+                try:
+                    state = ti.get_dagrun_state(DAG_ID, other)
+                    states[other] = str(getattr(state, "value", state))  # an enum on Airflow 3.3
+                except Exception as exc:  # no such run (a run staging files before it exists)
+                    print(f"state of run {other} unknown ({type(exc).__name__}); its claims stay")
+                    states[other] = None
+            return states[other]
+
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for obj in (obj for page in pages for obj in page.get("Contents", [])):
             if len(taken) >= limit:
@@ -340,6 +406,12 @@ def expense_documents():
                 continue
             source_uri = f"s3://{bucket}/{key}"
             owner = expense_state.claim(s3, params, run_id, doc_id, source_uri, etag)
+            if owner != run_id and run_state(owner) in expense_state.ENDED_RUN_STATES:
+                # its run ended (failed for good) without finishing it: this run takes it over
+                previous = owner
+                owner = expense_state.take_over(s3, params, run_id, doc_id, previous, source_uri, etag)
+                if owner == run_id:
+                    taken_over[previous] = taken_over.get(previous, 0) + 1
             if owner != run_id:
                 skipped["claimed_by_other_run"] += 1
                 claimed_by[owner] = claimed_by.get(owner, 0) + 1
@@ -372,6 +444,7 @@ def expense_documents():
             "batches": len(batches),
             "skipped": skipped,
             "claimed_by": claimed_by,
+            "taken_over": taken_over,
             "prepared": prepared,
         }
         if not taken:
@@ -382,7 +455,7 @@ def expense_documents():
         s3_utils.write_json(s3, f"{run_prefix}/listing.json", listing)
         print(
             f"took {len(taken)} new document(s) in {len(batches)} batch(es); skipped {skipped}; "
-            f"claimed by other runs: {claimed_by}"
+            f"claimed by other runs: {claimed_by}; taken over from ended runs: {taken_over}"
         )
         return batches
 
@@ -407,16 +480,10 @@ def expense_documents():
 
     @task(max_active_tis_per_dag=EXTRACT_SLOTS, trigger_rule="none_failed")
     def merge_batch(cfg: dict, started: dict) -> dict:
-        """Human answers over the machine values; per-document JSON, CSV and grid outputs."""
-        from aws_ml_provider.hooks.a2i import LOOP_DONE, A2IRuntimeHook
-        from aws_ml_provider.utils.a2i_output import answers
-        from aws_ml_provider.utils.expense import (
-            apply_corrections,
-            auto_approve,
-            document_rows,
-            merge_review,
-            pretty_outputs,
-        )
+        """Human answers over the machine values; per-document JSON, CSV and grid outputs. A
+        document whose merge raises (not an AWS error) is quarantined alone."""
+        from aws_ml_provider.hooks.a2i import A2IRuntimeHook
+        from aws_ml_provider.utils.expense import document_rows
 
         run_id, params = _run_settings(cfg)
         s3 = s3_utils.client(AWS_CONN_ID)
@@ -424,40 +491,32 @@ def expense_documents():
         loops = s3_utils.read_json(s3, started["loops_uri"], default={})
         hook = A2IRuntimeHook(aws_conn_id=AWS_CONN_ID)
         run_prefix = expense_state.run_prefix(params, run_id)
-        out = params["output_prefix"].rstrip("/")
         rows, documents, quarantined = [], [], []
+        failed_uri = started.get("failed_uri")
+        failed = (
+            {r["document_id"]: r for r in s3_utils.read_json(s3, failed_uri, default=[])}
+            if failed_uri
+            else {}
+        )
+        quarantined.extend(failed.values())  # failed at the start of their review (quarantined there)
         for doc in manifest["documents"]:
-            machine = s3_utils.read_json(s3, f"{run_prefix}/machine/{doc['document_id']}.json", default={})
-            if not machine:
-                continue  # quarantined at extraction (counted there)
-            name = loops.get(doc["document_id"])
-            if name:
-                state = hook.human_loop_state(name)
-                if state["status"] != LOOP_DONE or not state.get("output_s3_uri"):
-                    reason = f"human loop {name} ended {state['status']}: {state.get('failure_reason') or ''}"
-                    quarantined.append(
-                        expense_state.quarantine(s3, params, run_id, doc, "ReviewNotCompleted", reason)
-                    )
-                    continue
-                answer = answers(hook.read_output(state["output_s3_uri"]))
-                merged = merge_review(machine["normalised"], machine["review_fields"], answer, loop=name)
-                if merged["status"] == "unreadable":
-                    reason = f"the reviewer of human loop {name} marked {doc['source_uri']} unreadable"
-                    quarantined.append(
-                        expense_state.quarantine(s3, params, run_id, doc, "ReviewerUnreadable", reason)
-                    )
-                    continue
-            else:
-                merged = auto_approve(machine["normalised"])
-            response = s3_utils.read_json(s3, machine["raw_uri"])
-            csv_text, grid_text = pretty_outputs(apply_corrections(response, merged))
-            folder = f"{out}/documents/{doc['folder']}"
-            result_uri = s3_utils.write_json(s3, f"{folder}/expense.json", merged)
-            s3_utils.put_text(s3, f"{folder}/summary.csv", csv_text, "text/csv")
-            s3_utils.put_text(s3, f"{folder}/grid.txt", grid_text, "text/plain; charset=utf-8")
-            rows.extend(document_rows(merged, result_uri))
-            documents.append({k: merged[k] for k in ("document_id", "source_uri", "line_items")})
-            expense_state.mark_processed(s3, params, run_id, doc, merged["status"], result_uri)
+            if doc["document_id"] in failed:
+                continue
+            try:
+                outcome = expense_state.merge_document(s3, hook, params, run_id, doc, loops)
+            except Exception as exc:
+                if expense_state.is_transient(exc):
+                    raise
+                print(f"quarantine {doc['source_uri']}: the merge raised {exc!r}")
+                outcome = {
+                    "quarantined": expense_state.quarantine_failure(s3, params, run_id, doc, exc, "merge")
+                }
+            if outcome.get("quarantined"):
+                quarantined.append(outcome["quarantined"])
+            elif outcome.get("merged"):
+                merged, result_uri = outcome["merged"], outcome["result_uri"]
+                rows.extend(document_rows(merged, result_uri))
+                documents.append({k: merged[k] for k in ("document_id", "source_uri", "line_items")})
         rows_uri = s3_utils.write_json(
             s3,
             f"{run_prefix}/rows/{started['batch']:05d}.json",
@@ -471,10 +530,10 @@ def expense_documents():
             "quarantined": len(quarantined),
         }
 
-    @task(trigger_rule="none_failed", outlets=list(LATEST_FILES.values()))
+    @task(trigger_rule="none_failed")
     def finalize(cfg: dict, batches: list[dict]) -> dict:
-        """The run's documents.csv, line_items.csv and summary.json (counts reconcile), copied to
-        ``latest/``; the Asset events carry both URIs."""
+        """The run's documents.csv, line_items.csv and summary.json (counts reconcile) under
+        ``runs/<run>/``."""
         import json
         from collections import Counter
 
@@ -509,23 +568,48 @@ def expense_documents():
             quarantine_reasons=dict(Counter(r.get("code", "BadDocument") for r in quarantined_records)),
             skipped=listing.get("skipped", {}),
             claimed_by_other_runs=listing.get("claimed_by", {}),
+            taken_over_from_ended_runs=listing.get("taken_over", {}),
             staged=(listing.get("prepared") or {}).get("staged"),
             **why,
         )
-        out = params["output_prefix"].rstrip("/")
         texts = {
             "documents.csv": (documents_csv(rows), "text/csv"),
             "line_items.csv": (line_items_csv(documents), "text/csv"),
             "summary.json": (json.dumps(summary, indent=2), "application/json"),
         }
-        outlet_events = get_current_context()["outlet_events"]
-        for name, (text, content_type) in texts.items():
-            run_uri = s3_utils.put_text(s3, f"{run_prefix}/{name}", text, content_type)
-            latest_uri = s3_utils.put_text(s3, f"{out}/latest/{name}", text, content_type)
-            outlet_events[LATEST_FILES[name]].extra = {"uri": latest_uri, "run_uri": run_uri}
-        summary["outputs"] = {name: f"{run_prefix}/{name}" for name in texts}
+        summary["outputs"] = {
+            name: s3_utils.put_text(s3, f"{run_prefix}/{name}", text, content_type)
+            for name, (text, content_type) in texts.items()
+        }
         print(json.dumps(summary))
         return summary
+
+    @task(outlets=list(LATEST_FILES.values()))
+    def publish_latest(cfg: dict, summary: dict) -> dict:
+        """Copy the run's outputs to ``latest/`` and update the Assets (their events carry both
+        URIs), only when the run extracted a document: a run that took nothing new, or only
+        quarantined what it took, is skipped and leaves ``latest/`` as it was."""
+        from airflow.providers.common.compat.sdk import AirflowSkipException
+
+        if not summary.get("extracted"):
+            raise AirflowSkipException(
+                f"the run extracted no document (received {summary.get('received', 0)}, quarantined "
+                f"{summary.get('quarantined', 0)}): latest/ is left as it was"
+            )
+        _, params = _run_settings(cfg)
+        s3 = s3_utils.client(AWS_CONN_ID)
+        out = params["output_prefix"].rstrip("/")
+        outlet_events = get_current_context()["outlet_events"]
+        published = {}
+        for name, run_uri in summary["outputs"].items():
+            bucket, key = s3_utils.split_object_uri(run_uri)
+            latest_uri = f"{out}/latest/{name}"
+            latest_bucket, latest_key = s3_utils.split_object_uri(latest_uri)
+            s3.copy_object(Bucket=latest_bucket, Key=latest_key, CopySource={"Bucket": bucket, "Key": key})
+            outlet_events[LATEST_FILES[name]].extra = {"uri": latest_uri, "run_uri": run_uri}
+            published[name] = latest_uri
+        print(f"latest/ now holds the outputs of this run: {published}")
+        return published
 
     cfg = resolve_config()
     prepared = prepare(cfg)
@@ -573,7 +657,7 @@ def expense_documents():
     )
     merged = merge_batch.partial(cfg=cfg).expand(started=started)
     wait >> merged
-    finalize(cfg, merged)
+    publish_latest(cfg, finalize(cfg, merged))
 
 
 expense_documents()

@@ -90,16 +90,19 @@ def load_dag(dag_id: str, dag_file: str | None = None):
 
 
 def run_dag(
-    dag_id: str, conf: dict | None = None, dag_file: str | None = None, **test_kwargs
+    dag_id: str, conf: dict | None = None, dag_file: str | None = None, adjust=None, **test_kwargs
 ) -> DagRunResult:
     """Run the DAG once with ``dag.test()`` and collect what it left in the metadata DB;
-    ``test_kwargs`` go to ``dag.test`` (``logical_date`` and ``run_after`` fix the run id)."""
+    ``test_kwargs`` go to ``dag.test`` (``logical_date`` and ``run_after`` fix the run id);
+    ``adjust(dag)``, when given, changes the parsed DAG first (a task's retries, say)."""
     from airflow import settings
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
     dag = load_dag(dag_id, dag_file)
+    if adjust is not None:
+        adjust(dag)
     dagrun = dag.test(run_conf=conf or {}, **test_kwargs)
     with settings.Session() as session:
         tis = session.scalars(

@@ -5,8 +5,11 @@ run takes them from the Variables ``ml_bucket``, ``a2i_workteam_arn`` and ``sage
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 WORKTEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/variable-team"
 SAGEMAKER_ROLE = "arn:aws:iam::123456789012:role/variable-sagemaker-role"
@@ -25,7 +28,13 @@ def variables(monkeypatch):
 def test_empty_params_resolve_to_the_variables(variables, dag_runner, airflow_twin):
     bucket = variables
     flow_name = f"expense-review-{bucket[-8:]}"
-    result = dag_runner("expense_documents", {"flow_definition_name": flow_name})
+    # one receipt in the Variable bucket's inbox: the run extracts it, so it publishes latest/
+    s3 = airflow_twin.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    receipt = ROOT / "include" / "data" / "receipts" / "receipt_grocery.jpg"
+    s3.put_object(Bucket=bucket, Key="expenses/inbox/receipt_grocery.jpg", Body=receipt.read_bytes())
+    no_review = {"confidence_threshold": 0, "required_fields": [], "consistency_checks": []}
+    result = dag_runner("expense_documents", {"flow_definition_name": flow_name, **no_review})
     assert result.state == "success", result.task_states
 
     cfg = result.xcom("resolve_config")
@@ -44,7 +53,7 @@ def test_empty_params_resolve_to_the_variables(variables, dag_runner, airflow_tw
     assert flow["OutputConfig"]["S3OutputPath"] == f"s3://{bucket}/expenses/output/a2i"
 
     summary = result.xcom("finalize")
-    assert summary["received"] == 0 and summary["reconciles"]
+    assert summary["received"] == summary["extracted"] == 1 and summary["reconciles"]
     assert summary["outputs"]["summary.json"].startswith(f"s3://{bucket}/expenses/output/runs/")
 
     # the Asset events name where this run wrote (the Assets' own URIs are bucket-independent)

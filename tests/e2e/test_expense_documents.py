@@ -351,7 +351,7 @@ def test_documents_staged_by_a_run_are_taken_by_that_run(dag_runner, airflow_twi
     s3 = twin.client("s3")
     bucket = f"expense-race-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
-    conf = _conf(bucket, confidence_threshold=0, required_fields=[])  # no human review: quick
+    conf = _conf(bucket, confidence_threshold=0, required_fields=[], consistency_checks=[])  # no review
     when = datetime.now(UTC).replace(microsecond=0)
     run_a = DagRunType.MANUAL.generate_run_id(suffix=when.isoformat())
     files = sorted(_sample_files())
@@ -421,6 +421,7 @@ def test_throttled_textract_loses_and_doubles_nothing(dag_runner, airflow_twin):
         textract_tps=40,
         confidence_threshold=0,
         required_fields=[],
+        consistency_checks=[],
     )
     twin.set_faults("textract:*:throttle=0.3")
     try:

@@ -90,7 +90,10 @@ class ExpenseBatchExtractOperator(BaseOperator):
         for doc in manifest["documents"]:
             if doc["document_id"] in state["done"] or doc["document_id"] in running:
                 continue
-            outcome = self._extract_one(s3, hook, bucket, params, run_id, doc)
+            try:
+                outcome = self._extract_one(s3, hook, bucket, params, run_id, doc)
+            except Exception as exc:
+                outcome = self._failed(s3, params, run_id, doc, exc)
             if outcome.get("job_id"):
                 state["pending"].append({"document_id": doc["document_id"], "job_id": outcome["job_id"]})
             else:
@@ -114,10 +117,28 @@ class ExpenseBatchExtractOperator(BaseOperator):
             if status == "IN_PROGRESS":
                 still.append(item)
                 continue
-            self._record(state, doc, self._finish_job(s3, hook, bucket, params, run_id, doc, item))
+            try:
+                outcome = self._finish_job(s3, hook, bucket, params, run_id, doc, item)
+            except Exception as exc:
+                outcome = self._failed(s3, params, run_id, doc, exc)
+            self._record(state, doc, outcome)
         state["pending"] = still
         self._save_state(s3, params, run_id, state)
         return self._continue(context, state)
+
+    def _failed(self, s3, params, run_id, doc, exc: Exception) -> dict:
+        """A document whose extraction raised: an AWS or network error fails the task (its retry
+        goes on where this try stopped); anything else is the document's (a malformed response,
+        an image the checks let through that a library refuses) and quarantines it alone."""
+        from ..utils.expense_state import is_transient, quarantine_failure
+
+        if is_transient(exc):
+            raise exc
+        self.log.warning("quarantine %s: extraction raised %r", doc["source_uri"], exc)
+        return {
+            "status": "quarantined",
+            "quarantine": quarantine_failure(s3, params, run_id, doc, exc, "extraction"),
+        }
 
     @staticmethod
     def _record(state: dict, doc: dict, outcome: dict) -> None:
@@ -180,7 +201,16 @@ class ExpenseBatchExtractOperator(BaseOperator):
                 "status": "quarantined",
                 "quarantine": quarantine(s3, params, run_id, doc, "DocumentTooLarge", reason),
             }
-        data = s3.get_object(Bucket=doc["bucket"], Key=doc["key"])["Body"].read()
+        try:
+            data = s3.get_object(Bucket=doc["bucket"], Key=doc["key"])["Body"].read()
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+            reason = f"{doc['source_uri']} was deleted after the run listed it"
+            return {
+                "status": "quarantined",
+                "quarantine": quarantine(s3, params, run_id, doc, "DocumentDeleted", reason, copy=False),
+            }
         check = check_document(doc["source_uri"], data, doc["size"])
         if not check.ok:
             self.log.warning("quarantine %s: %s", doc["source_uri"], check.reason)
@@ -216,13 +246,16 @@ class ExpenseBatchExtractOperator(BaseOperator):
         return {"status": self._store_machine_result(s3, params, run_id, doc, response)}
 
     def _store_machine_result(self, s3, params, run_id, doc, response: dict) -> str:
-        from ..utils.expense import normalise_expense, review_fields
+        from ..utils.expense import CONSISTENCY_CHECKS, normalise_expense, review_fields
 
         raw_uri = f"{params['output_prefix'].rstrip('/')}/documents/{doc['folder']}/textract.json"
         s3_utils.write_json(s3, raw_uri, response)
         normalised = normalise_expense(response, document_id=doc["document_id"], source_uri=doc["source_uri"])
         to_review = review_fields(
-            normalised, float(params["confidence_threshold"]), list(params["required_fields"] or [])
+            normalised,
+            float(params["confidence_threshold"]),
+            list(params["required_fields"] or []),
+            consistency=list(params.get("consistency_checks", CONSISTENCY_CHECKS) or []),
         )
         s3_utils.write_json(
             s3,

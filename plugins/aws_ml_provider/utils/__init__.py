@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import urlparse
 
 
 def parse_s3_uri(uri: str, *, what: str = "S3 URI") -> tuple[str, str]:
     """``s3://bucket/key`` -> ``(bucket, key)``; a clear ``ValueError`` naming the value otherwise."""
     if not isinstance(uri, str):
         raise ValueError(f"{what} must be a string like s3://bucket/key, got {type(uri).__name__}: {uri!r}")
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.lstrip("/"):
+    # not urlparse: an S3 key may hold any character, "#" and "?" included (urlparse cut
+    # "s3://b/receipt #2.jpg" at the "#", as a URL fragment)
+    match = re.fullmatch(r"s3://([^/]+)/+(.+)", uri, flags=re.DOTALL)
+    if not match:
         raise ValueError(f"{what} {uri!r} is not of the form s3://bucket/key")
-    return parsed.netloc, parsed.path.lstrip("/")
+    return match.group(1), match.group(2)
 
 
 def stable_hash(*parts: object, length: int = 64) -> str:

@@ -23,6 +23,7 @@ constraints); the tests keep them as the reference the outputs are compared with
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import io
 import json
@@ -163,6 +164,16 @@ def check_document(key: str, data: bytes, size: int | None = None) -> DocumentCh
             reason=f"{where} is {size} bytes; Textract's limit for {fmt} is {limit} bytes",
         )
     pages, problem = _pages(fmt, data)
+    if problem == ENCRYPTED:
+        return DocumentCheck(
+            False,
+            format=fmt,
+            code="EncryptedDocument",
+            reason=f"{where} is a password-protected (encrypted) PDF; Textract cannot read it:"
+            " send it again without the password",
+        )
+    if problem and problem.startswith(TOO_MANY_PIXELS):
+        return DocumentCheck(False, format=fmt, code="DocumentTooLarge", reason=f"{where}: {problem}")
     if problem:
         return DocumentCheck(False, format=fmt, code="CorruptDocument", reason=f"{where}: {problem}")
     if pages > ASYNC_MAX_PAGES:
@@ -179,6 +190,14 @@ def check_document(key: str, data: bytes, size: int | None = None) -> DocumentCh
     return DocumentCheck(True, format=fmt, pages=pages, mode=mode)
 
 
+#: pypdfium2's ``PdfiumError.err_code`` for a document that needs a password (FPDF_ERR_PASSWORD)
+PDFIUM_PASSWORD_ERROR = 4
+#: what :func:`_pages` answers for an encrypted PDF
+ENCRYPTED = "encrypted"
+#: how :func:`_pages` starts the problem of an image over Textract's pixel limits
+TOO_MANY_PIXELS = "image of"
+
+
 def _pages(fmt: str, data: bytes) -> tuple[int, str | None]:
     """(page count, problem) of a document whose signature is right."""
     if fmt == "PDF":
@@ -188,7 +207,9 @@ def _pages(fmt: str, data: bytes) -> tuple[int, str | None]:
             return 0, "truncated PDF (no %%EOF trailer): corrupt"
         try:
             pdf = pdfium.PdfDocument(data)
-        except Exception as exc:  # PdfiumError: corrupt, encrypted
+        except pdfium.PdfiumError as exc:  # corrupt, or encrypted (a password is needed to open it)
+            if getattr(exc, "err_code", None) == PDFIUM_PASSWORD_ERROR:
+                return 0, ENCRYPTED
             return 0, f"unreadable PDF ({exc}): corrupt"
         try:
             count = len(pdf)
@@ -201,9 +222,16 @@ def _pages(fmt: str, data: bytes) -> tuple[int, str | None]:
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
             if max(width, height) > MAX_IMAGE_SIDE:
-                return 1, f"image of {width}x{height} pixels; Textract's limit is {MAX_IMAGE_SIDE} a side"
+                return 1, f"{TOO_MANY_PIXELS} {width}x{height}; Textract's limit is {MAX_IMAGE_SIDE} a side"
             frames = getattr(img, "n_frames", 1) if fmt == "TIFF" else 1
             img.load()  # decodes: a truncated or damaged file fails here
+    except Image.DecompressionBombError as exc:  # Pillow refuses to open it: far over any limit
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(pixels[1]):,}" if pixels else "too many"
+        return 1, (
+            f"{TOO_MANY_PIXELS} {count} pixels, refused unopened as a decompression bomb;"
+            f" Textract's limit is {MAX_IMAGE_SIDE} pixels a side"
+        )
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         return 0, f"undecodable {fmt} image ({exc}): corrupt"
     return frames, None
@@ -390,12 +418,119 @@ def _percent(value: float) -> str:
     return f"{math.floor(value * 10) / 10:g}"
 
 
+#: how far apart two amounts may be and still agree: cash rounding (to 0.05) and cents
+AMOUNT_TOLERANCE = 0.05
+#: the consistency checks of :func:`consistency_problems` (the DAG's ``consistency_checks``)
+CONSISTENCY_CHECKS = ("subtotal_tax", "line_items", "date")
+
+
+def parse_date(text: str | None) -> datetime.date | None:
+    """The day a receipt's date field names (day first where it is ambiguous: ``03/04/2019`` is
+    3 April), or None when it does not read as a date between 1990 and next year. A time after the
+    date is allowed; other words are not."""
+    if not text or not re.search(r"\d", text):
+        return None
+    from dateutil import parser
+
+    try:
+        when = parser.parse(text.strip(), dayfirst=True, default=datetime.datetime(2000, 1, 1))
+    except (ValueError, OverflowError):
+        return None
+    if not 1990 <= when.year <= datetime.date.today().year + 1:
+        return None
+    return when.date()
+
+
+def _amount(fields: dict, name: str, position: int) -> float | None:
+    field = fields.get(field_key(name, position)) or {}
+    amount = field.get("amount") if field.get("value") else None
+    return None if amount is None else float(amount)
+
+
+def consistency_problems(normalised: dict, checks: Iterable[str] = CONSISTENCY_CHECKS) -> list[dict]:
+    """Fields that disagree with each other, whatever their confidence: per invoice/receipt,
+    ``subtotal_tax``: TOTAL against SUBTOTAL + TAX (when all three read as amounts);
+    ``line_items``: TOTAL against the sum of the line items' PRICEs (when every line item has one,
+    and the sum is neither the TOTAL, the SUBTOTAL nor TOTAL - TAX); ``date``: a date that does
+    not parse (:func:`parse_date`). Amounts agree within :data:`AMOUNT_TOLERANCE`. One entry per
+    field: ``name``, ``value``, ``confidence``, ``reason``."""
+    checks = set(checks)
+    unknown = checks - set(CONSISTENCY_CHECKS)
+    if unknown:
+        raise ValueError(f"unknown consistency checks {sorted(unknown)}; use {list(CONSISTENCY_CHECKS)}")
+    fields = normalised.get("fields", {})
+    items = normalised.get("line_items", [])
+    out: dict[str, dict] = {}
+
+    def flag(name: str, position: int, reason: str) -> None:
+        key = field_key(name, position)
+        field = fields.get(key) or {}
+        entry = out.setdefault(
+            key,
+            {
+                "name": key,
+                "value": field.get("value", ""),
+                "confidence": field.get("confidence", 0.0),
+                "reason": "",
+            },
+        )
+        entry["reason"] = f"{entry['reason']}; {reason}" if entry["reason"] else reason
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= AMOUNT_TOLERANCE + 1e-9
+
+    for position in range(1, int(normalised.get("expense_count", 1)) + 1):
+        total, subtotal, tax = (_amount(fields, n, position) for n in ("TOTAL", "SUBTOTAL", "TAX"))
+        if (
+            "subtotal_tax" in checks
+            and None not in (total, subtotal, tax)
+            and not close(subtotal + tax, total)
+        ):
+            reason = f"TOTAL {total:.2f} is not SUBTOTAL {subtotal:.2f} + TAX {tax:.2f}"
+            for name in ("TOTAL", "SUBTOTAL", "TAX"):
+                flag(name, position, reason)
+        prices = [item.get("amount") for item in items if item.get("expense_index", 1) == position]
+        if "line_items" in checks and total is not None and prices and None not in prices:
+            summed = sum(float(p) for p in prices)
+            agrees = [total] + [v for v in (subtotal,) if v is not None]
+            agrees += [total - tax] if tax is not None else []
+            if not any(close(summed, value) for value in agrees):
+                flag(
+                    "TOTAL",
+                    position,
+                    f"TOTAL {total:.2f} is not the sum of the {len(prices)} line items ({summed:.2f})",
+                )
+        date = fields.get(field_key("INVOICE_RECEIPT_DATE", position)) or {}
+        if "date" in checks and date.get("value") and parse_date(date["value"]) is None:
+            flag("INVOICE_RECEIPT_DATE", position, f"date {date['value']!r} does not parse")
+    return list(out.values())
+
+
 def review_fields(
-    normalised: dict, threshold: float = DEFAULT_THRESHOLD, required: Iterable[str] = DEFAULT_REQUIRED
+    normalised: dict,
+    threshold: float = DEFAULT_THRESHOLD,
+    required: Iterable[str] = DEFAULT_REQUIRED,
+    consistency: bool | Iterable[str] = True,
 ) -> list[dict]:
-    """The fields a human must check: a summary field under the confidence threshold, or a
-    required field that is missing or empty (for every invoice/receipt in the document). ``[]``
-    when the machine result can be auto-approved. Names are :func:`field_key` s."""
+    """The fields a human must check: a summary field under the confidence threshold, a required
+    field that is missing or empty (for every invoice/receipt in the document), and the fields
+    that disagree with each other (:func:`consistency_problems`; ``consistency``: True for all
+    :data:`CONSISTENCY_CHECKS`, False for none, or the names of some), so a confident misreading
+    reaches a person too. ``[]`` when the machine result can be
+    auto-approved. Names are :func:`field_key` s; a field is listed once, its reasons joined."""
+    out = _confidence_review(normalised, threshold, required)
+    checks = CONSISTENCY_CHECKS if consistency is True else () if consistency is False else tuple(consistency)
+    if checks:
+        listed = {entry["name"]: entry for entry in out}
+        for problem in consistency_problems(normalised, checks):
+            if problem["name"] in listed:
+                listed[problem["name"]]["reason"] += f"; {problem['reason']}"
+            else:
+                out.append(problem)
+    return out
+
+
+def _confidence_review(normalised: dict, threshold: float, required: Iterable[str]) -> list[dict]:
     fields = normalised.get("fields", {})
     out: list[dict] = []
     required = [r.strip().upper() for r in required if r and r.strip()]
@@ -577,7 +712,7 @@ def pretty_outputs(response: dict) -> tuple[str, str]:
 
     doc = AnalyzeExpenseResponse.from_wire(response)  # ResponseMetadata is not a member: ignored
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = _SafeWriter(csv.writer(out))
     summaries = [_summary_rows(expense) for expense in doc.documents]
     for rows in summaries:
         writer.writerows(rows)
@@ -602,6 +737,20 @@ def pretty_outputs(response: dict) -> tuple[str, str]:
     if grids:
         grid_text += "\n\n".join(grids) + "\n"
     return out.getvalue(), grid_text
+
+
+class _SafeWriter:
+    """A ``csv.writer`` whose cells go through :func:`csv_safe` (the grid keeps the raw text)."""
+
+    def __init__(self, writer):
+        self._writer = writer
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow(csv_safe_row(row))
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
 
 
 def _summary_rows(expense) -> list[list[str]]:
@@ -674,12 +823,35 @@ def document_rows(merged: dict, result_uri: str = "") -> list[dict]:
     return rows
 
 
+#: what makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection")
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell that no spreadsheet runs as a formula (OWASP's CSV injection advice): text
+    starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``, so
+    ``=HYPERLINK(...)`` is written ``'=HYPERLINK(...)``. A number stays as it is (``-1.50``,
+    ``+3``, ``-1,234.50``, ``-2e3``: a spreadsheet reads it as a number, never a formula), as does
+    anything that is not text."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_TRIGGERS):
+        return value
+    if _NUMBER.fullmatch(value):
+        return value
+    return "'" + value
+
+
+def csv_safe_row(row: Iterable[Any]) -> list[Any]:
+    """:func:`csv_safe` of every cell of a row."""
+    return [csv_safe(cell) for cell in row]
+
+
 def _csv(columns: Iterable[str], rows: Iterable[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(row)
+        writer.writerow({key: csv_safe(value) for key, value in row.items()})
     return out.getvalue()
 
 

@@ -57,6 +57,64 @@ def claim(s3, params: dict, run_id: str, doc_id: str, source_uri: str, etag: str
     return s3_utils.read_json(s3, uri, default={}).get("run_id") or "unknown"
 
 
+#: states of an Airflow run that no longer works on its claims
+ENDED_RUN_STATES = ("failed", "success")
+
+
+def take_over(
+    s3, params: dict, run_id: str, doc_id: str, previous_owner: str, source_uri: str, etag: str
+) -> str:
+    """Take the claim of a document from ``previous_owner``, a run that ended without finishing
+    it (failed, or a bug left it unprocessed): a conditional put (``IfMatch`` the claim's ETag) so
+    that of two runs taking it over at once only one gets it. Returns the run holding the claim
+    afterwards (``run_id``, or the run that took it first)."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    uri = f"{params['state_prefix'].rstrip('/')}/claims/{doc_id}.json"
+    bucket, key = s3_utils.split_uri(uri)
+    try:
+        current = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as err:
+        if not s3_utils.is_not_found(err):
+            raise
+        return claim(s3, params, run_id, doc_id, source_uri, etag)  # deleted by hand meanwhile
+    body = json.loads(current["Body"].read())
+    if body.get("run_id") != previous_owner:
+        return body.get("run_id") or "unknown"
+    body.update(run_id=run_id, taken_over_from=previous_owner)
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode(), IfMatch=current["ETag"])
+        return run_id
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in _CLAIM_TAKEN:
+            raise
+    return s3_utils.read_json(s3, uri, default={}).get("run_id") or "unknown"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error is not the document's fault, so retrying the task is the answer (AWS and
+    network errors, Airflow's own): everything else that a document's processing raises (a
+    malformed response, an image library's error, ...) quarantines that document alone."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, (ClientError, BotoCoreError, ConnectionError, TimeoutError)):
+        return True
+    return type(exc).__module__.split(".")[0] in ("airflow", "urllib3", "requests")
+
+
+def quarantine_failure(s3, params: dict, run_id: str, doc: dict, exc: BaseException, stage: str) -> dict:
+    """Quarantine a document whose ``stage`` (extraction, review, merge) raised ``exc``: code
+    ``MalformedResponse`` for a Textract response that does not have botocore's shape, else
+    ``ProcessingFailed``; the reason names the document, the stage and the error."""
+    from .expense_response import ExpenseResponseError
+
+    code = "MalformedResponse" if isinstance(exc, ExpenseResponseError) else "ProcessingFailed"
+    reason = f"{doc['source_uri']}: {stage} failed: {type(exc).__name__}: {exc}"
+    return quarantine(s3, params, run_id, doc, code, reason)
+
+
 def stage_files(s3, params: dict, run_id: str, files) -> dict:
     """Upload ``files`` (paths) to the input prefix for ``run_id``: each document is claimed for the
     run before its bytes land (its ETag is the MD5 of the body), so no other run can take it in
@@ -127,9 +185,10 @@ def review_pages_prefix(params: dict, run_id: str, document_id: str) -> str:
     return f"{run_prefix(params, run_id)}/review_pages/{document_id}"
 
 
-def quarantine(s3, params: dict, run_id: str, doc: dict, code: str, reason: str) -> dict:
+def quarantine(s3, params: dict, run_id: str, doc: dict, code: str, reason: str, copy: bool = True) -> dict:
     """Copy a bad document to ``<quarantine_prefix>/<run>/<relative key>`` with a ``.reason.json``
-    beside it, and mark it processed (it is not taken again)."""
+    beside it, and mark it processed (it is not taken again). ``copy=False``: the object is gone
+    (deleted after the listing), only the record is written (``"copied": false``)."""
     from .expense import quarantine_record, run_key
 
     qbucket, qprefix = s3_utils.split_prefix(params["quarantine_prefix"])
@@ -144,8 +203,10 @@ def quarantine(s3, params: dict, run_id: str, doc: dict, code: str, reason: str)
     )
     record["document_id"] = doc["document_id"]
     record["quarantine_uri"] = f"s3://{qbucket}/{target_key}"
-    # managed copy: multipart for objects over 5 GB (CopyObject's limit)
-    s3.copy({"Bucket": doc["bucket"], "Key": doc["key"]}, qbucket, target_key)
+    if copy:  # managed copy: multipart for objects over 5 GB (CopyObject's limit)
+        s3.copy({"Bucket": doc["bucket"], "Key": doc["key"]}, qbucket, target_key)
+    else:
+        record["copied"] = False
     s3_utils.write_json(s3, f"s3://{qbucket}/{target_key}.reason.json", record)
     mark_processed(s3, params, run_id, doc, "quarantined", record["quarantine_uri"] + ".reason.json")
     return record
@@ -166,6 +227,42 @@ def mark_processed(s3, params: dict, run_id: str, doc: dict, status: str, result
             "result_uri": result_uri,
         },
     )
+
+
+def merge_document(s3, hook, params: dict, run_id: str, doc: dict, loops: dict) -> dict:
+    """The human answers over the machine values of one document (``merge_batch``): ``{}`` (quarantined at extraction, counted there),
+    ``{"quarantined": record}`` or ``{"merged": ..., "result_uri": ...}`` (outputs written,
+    marked processed)."""
+    from ..hooks.a2i import LOOP_DONE
+    from .a2i_output import answers
+    from .expense import apply_corrections, auto_approve, merge_review, pretty_outputs
+
+    prefix, out = run_prefix(params, run_id), params["output_prefix"].rstrip("/")
+
+    machine = s3_utils.read_json(s3, f"{prefix}/machine/{doc['document_id']}.json", default={})
+    if not machine:
+        return {}  # quarantined at extraction (counted there)
+    name = loops.get(doc["document_id"])
+    if name:
+        state = hook.human_loop_state(name)
+        if state["status"] != LOOP_DONE or not state.get("output_s3_uri"):
+            reason = f"human loop {name} ended {state['status']}: {state.get('failure_reason') or ''}"
+            return {"quarantined": quarantine(s3, params, run_id, doc, "ReviewNotCompleted", reason)}
+        answer = answers(hook.read_output(state["output_s3_uri"]))
+        merged = merge_review(machine["normalised"], machine["review_fields"], answer, loop=name)
+        if merged["status"] == "unreadable":
+            reason = f"the reviewer of human loop {name} marked {doc['source_uri']} unreadable"
+            return {"quarantined": quarantine(s3, params, run_id, doc, "ReviewerUnreadable", reason)}
+    else:
+        merged = auto_approve(machine["normalised"])
+    response = s3_utils.read_json(s3, machine["raw_uri"])
+    csv_text, grid_text = pretty_outputs(apply_corrections(response, merged))
+    folder = f"{out}/documents/{doc['folder']}"
+    result_uri = s3_utils.write_json(s3, f"{folder}/expense.json", merged)
+    s3_utils.put_text(s3, f"{folder}/summary.csv", csv_text, "text/csv")
+    s3_utils.put_text(s3, f"{folder}/grid.txt", grid_text, "text/plain; charset=utf-8")
+    mark_processed(s3, params, run_id, doc, merged["status"], result_uri)
+    return {"merged": merged, "result_uri": result_uri}
 
 
 def start_loops_for_batch(
@@ -193,26 +290,39 @@ def start_loops_for_batch(
     prefix = run_prefix(params, run_id)
     flow_name = flow_definition_name_from_arn(flow_definition_arn)
     loops: dict[str, str] = {}
+    failed: list[dict] = []
     created = 0
     for doc in manifest["documents"]:
         machine = s3_utils.read_json(s3, f"{prefix}/machine/{doc['document_id']}.json", default={})
         if not machine.get("review_fields"):
             continue  # auto-approved, or quarantined at extraction (no machine result)
         name = hook.human_loop_name(doc["document_id"], flow_name, dag_id, run_id)
-        pages = None
-        if is_paged(doc["key"]):
-            pages = ensure_page_images(
-                s3, doc["source_uri"], review_pages_prefix(params, run_id, doc["document_id"])
-            )
+        try:
+            pages = None
+            if is_paged(doc["key"]):
+                pages = ensure_page_images(
+                    s3, doc["source_uri"], review_pages_prefix(params, run_id, doc["document_id"])
+                )
+            content = loop_input(machine["normalised"], machine["review_fields"], doc["source_uri"], pages)
+        except Exception as exc:  # its pages do not render: quarantined alone (merge_batch counts it)
+            if is_transient(exc):
+                raise
+            failed.append(quarantine_failure(s3, params, run_id, doc, exc, "preparing the review"))
+            continue
         bucket.acquire()
-        started = hook.start_human_loop(
-            name,
-            flow_definition_arn,
-            loop_input(machine["normalised"], machine["review_fields"], doc["source_uri"], pages),
-        )
+        started = hook.start_human_loop(name, flow_definition_arn, content)
         created += int(started["created"])
         loops[doc["document_id"]] = name
     loops_uri = f"{prefix}/loops/{extracted['batch']:05d}.json"
     s3_utils.write_json(s3, loops_uri, loops)
-    print(f"batch {extracted['batch']}: {len(loops)} human loop(s), {created} started now")
-    return {**extracted, "loops_uri": loops_uri, "loops": sorted(loops.values()), "created": created}
+    failed_uri = s3_utils.write_json(s3, f"{prefix}/loops/{extracted['batch']:05d}.failed.json", failed)
+    print(
+        f"batch {extracted['batch']}: {len(loops)} human loop(s), {created} started now, {len(failed)} failed"
+    )
+    return {
+        **extracted,
+        "loops_uri": loops_uri,
+        "failed_uri": failed_uri,
+        "loops": sorted(loops.values()),
+        "created": created,
+    }
