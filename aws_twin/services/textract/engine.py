@@ -132,6 +132,8 @@ def analysis_blocks(
             builder.forms()
         if "TABLES" in features:
             builder.tables()
+        if "LAYOUT" in features:
+            builder.layout()
         if "QUERIES" in features and queries:
             extra = {f.type: f.value for f in analyze_page(page).summary}
             builder.queries(queries, extra)
