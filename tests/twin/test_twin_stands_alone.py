@@ -12,6 +12,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parents[2]
 TWIN = ROOT / "aws_twin"
@@ -64,3 +65,24 @@ def test_the_check_finds_such_an_import(tmp_path):
         "plugins.aws_ml_provider",
         "aws_ml_provider.hooks",
     ]
+
+
+# ---- what the twin holds itself instead: the formats Textract reads ----------------------------
+def test_textract_formats_by_magic_bytes(twin):
+    """The twin's own format table: JPEG, PNG, TIFF (both byte orders), PDF (header within the
+    first 1,024 bytes); anything else is Textract's UnsupportedDocumentException."""
+    from aws_twin.services.textract.documents import detect_format
+
+    samples = ROOT / "include" / "data" / "receipts"
+    assert detect_format((samples / "receipt_grocery.jpg").read_bytes()) == "JPEG"
+    assert detect_format((samples / "invoice_northwind.png").read_bytes()) == "PNG"
+    assert detect_format((samples / "receipt_cafe.tif").read_bytes()) == "TIFF"
+    assert detect_format(b"MM\x00*" + bytes(8)) == "TIFF"
+    assert detect_format((samples / "receipts_two_pages.pdf").read_bytes()) == "PDF"
+    assert detect_format(b"\n" * 100 + b"%PDF-1.7\n") == "PDF"
+    assert detect_format(b"\n" * 1100 + b"%PDF-1.7\n") is None
+    for other in (b"GIF89a\x01\x00", b"BM6\x00\x00\x00", b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"PK\x03\x04docx"):
+        assert detect_format(other) is None
+    with pytest.raises(ClientError) as exc:
+        twin.client("textract").detect_document_text(Document={"Bytes": b"GIF89a" + bytes(64)})
+    assert exc.value.response["Error"]["Code"] == "UnsupportedDocumentException"
