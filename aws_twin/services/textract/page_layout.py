@@ -7,7 +7,9 @@ LAYOUT_FIGURE):
 - LAYOUT_TABLE: the runs of rows the TABLES feature reads as a table (2+ rows with side-by-side
   segments, one with 3+).
 - The other lines form paragraphs: a line joins the paragraph it sits just under (a gap under
-  0.8 lines, overlapping columns, similar text height), so side-by-side columns stay apart.
+  0.8 lines, overlapping columns, similar text size), so side-by-side columns stay apart. Text
+  size: the line box's height, and its width per character (the detector's boxes are coarse in
+  height: a bold title's is hardly taller, its letters are wider).
 - LAYOUT_KEY_VALUE: a paragraph most of whose lines the FORMS feature reads as "Label: value"
   with a short value (5 words or fewer; a sentence with a colon stays text).
 - LAYOUT_LIST: 2+ paragraphs one under the other that start with a bullet ("-", "*", "•", "1.",
@@ -18,9 +20,10 @@ LAYOUT_FIGURE):
   - LAYOUT_HEADER / LAYOUT_FOOTER: in the top / bottom 6 % of the page, text no taller than
     the page's usual line, set apart from the rest by a gap of 2 lines or more;
   - LAYOUT_TITLE: the first paragraph in the top quarter, at most 3 lines, its text 1.2 times
-    taller than the page's median line or more (at most one per page);
+    taller (or 1.25 times wider per character) than the page's median line or more (at most one
+    per page);
   - LAYOUT_SECTION_HEADER: a one-line paragraph of 8 words or fewer, not ending with a full
-    stop, followed by more text, its text 1.15 times taller than the median line or all in
+    stop, followed by more text, its text 1.15 times larger than the median line or all in
     capitals (capitals count only where most of the page is not in capitals, as on receipts);
   - LAYOUT_TEXT: the rest.
 
@@ -76,6 +79,8 @@ def elements(page: OcrPage, find_tables, key_values) -> list[Element]:
     if not page.lines:
         return []
     median_h = statistics.median(ln.height for ln in page.lines) or 1e-3
+    sized = [_pitch(ln) for ln in page.lines if len(ln.text) >= 4]
+    median_pitch = statistics.median(sized) if sized else 1.0
     caps_page = sum(_capitals(ln.text) for ln in page.lines) > 0.5 * len(page.lines)
     out: list[Element] = []
     in_table: set[int] = set()
@@ -90,8 +95,26 @@ def elements(page: OcrPage, find_tables, key_values) -> list[Element]:
             para.kind = "LAYOUT_KEY_VALUE"
     out += _lists(paragraphs, median_h)
     out.sort(key=lambda el: (round(el.top / median_h), el.left))
-    _classify(out, median_h, caps_page)
+    _classify(out, median_h, median_pitch, caps_page)
     return out
+
+
+def _pitch(line: OcrLine) -> float:
+    """Width per character: the text size where the detector's box heights are too coarse (a
+    bold title's box is hardly taller than the body's, its letters are wider)."""
+    return (line.right - line.left) / max(1, len(line.text))
+
+
+def _size_break(above: OcrLine, below: OcrLine) -> bool:
+    """Whether text size changes between two lines enough to end a paragraph: box heights 1.25
+    times apart, or letters 1.4 times wider above (a title over its body text) or 1.6 times
+    wider either way (per-character width varies with case and digits, so the margin is wide)."""
+    if max(above.height, below.height) > 1.25 * min(above.height, below.height):
+        return True
+    if min(len(above.text), len(below.text)) < 4:
+        return False
+    a, b = _pitch(above), _pitch(below)
+    return a > 1.4 * b or b > 1.6 * a
 
 
 def _is_key_value(line: OcrLine, key_values) -> bool:
@@ -114,7 +137,7 @@ def _paragraphs(lines: list[OcrLine], median_h: float) -> list[Element]:
                 h = min(last.height, line.height)
                 gap = line.top - last.bottom
                 if -0.5 * h < gap < 0.8 * min(h, 1.5 * median_h) and _overlap(para, line) > 0:
-                    if max(last.height, line.height) <= 1.25 * h and line.left >= para.left - 2 * h:
+                    if not _size_break(last, line) and line.left >= para.left - 2 * h:
                         home = para
                         break
         if home is None:
@@ -163,7 +186,15 @@ def _height(el: Element) -> float:
     return statistics.median(ln.height for ln in el.lines)
 
 
-def _classify(out: list[Element], median_h: float, caps_page: bool) -> None:
+def _large(el: Element, median_h: float, median_pitch: float, ratio: float) -> bool:
+    """Text taller, or wider per character, than the page's usual by ``ratio``."""
+    if _height(el) >= ratio * median_h:
+        return True
+    sized = [_pitch(ln) for ln in el.lines if len(ln.text) >= 4]
+    return bool(sized) and statistics.median(sized) >= (ratio + 0.05) * median_pitch
+
+
+def _classify(out: list[Element], median_h: float, median_pitch: float, caps_page: bool) -> None:
     texts = [k for k, el in enumerate(out) if el.kind == "LAYOUT_TEXT"]
     for k in texts:
         el = out[k]
@@ -179,7 +210,7 @@ def _classify(out: list[Element], median_h: float, caps_page: bool) -> None:
     body = [k for k in texts if out[k].kind == "LAYOUT_TEXT"]
     for k in body[:1]:
         el = out[k]
-        if el.top < 0.25 and len(el.lines) <= 3 and _height(el) >= 1.2 * median_h:
+        if el.top < 0.25 and len(el.lines) <= 3 and _large(el, median_h, median_pitch, 1.2):
             el.kind = "LAYOUT_TITLE"
     for k in body:
         el = out[k]
@@ -188,7 +219,7 @@ def _classify(out: list[Element], median_h: float, caps_page: bool) -> None:
         words = el.text.split()
         if not words or len(words) > 8 or el.text.rstrip().endswith("."):
             continue
-        taller = _height(el) >= 1.15 * median_h
+        taller = _large(el, median_h, median_pitch, 1.15)
         if taller or (not caps_page and _capitals(el.text)):
             el.kind = "LAYOUT_SECTION_HEADER"
 
