@@ -1,12 +1,16 @@
 """AnalyzeExpense accuracy and throughput on the real SROIE receipts (../shared/data/receipts beside the checkout).
 
     .venv/bin/python bench/expense_bench.py [--data DIR] [--limit N] [--rps 5] [--quota-docs 20]
+                                            [--no-quota] [--threads N]
 
 Starts a twin, then:
 1. accuracy: AnalyzeExpense on every NNN.jpg; per field (vendor, date, address, total) how often
    the twin's value matches the label NNN.json. Comparison: case, whitespace and punctuation are
    ignored; totals compare as numbers; dates also match when they parse to the same day.
-   Prints pages per second of that sequential pass.
+   Prints pages per second of that pass (one request at a time, or --threads N at once), the
+   twin's CPU seconds per page (its process and workers: a figure the machine's other load
+   hardly moves, unlike the wall clock) and the load average before and after, so figures taken
+   on a shared machine can be read.
 2. quota: a fault rule ``textract:AnalyzeExpense:rps=R`` on the twin; a loop of 4 threads sends
    documents with boto3 retries (standard, then adaptive) and reports documents per second
    sustained, throttles answered and documents lost (must be 0).
@@ -17,17 +21,22 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import os
 import re
 import statistics
+import sys
 import time
 from pathlib import Path
 
+import psutil
 from botocore.config import Config
 
 from aws_twin.services.textract.layout import parse_amount, parse_date
 from aws_twin.testing import start_twin
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.shared_data import shared_dir  # noqa: E402  (where ../shared is, worktrees included)
 
 FIELDS = {
     "company": "VENDOR_NAME",
@@ -63,14 +72,31 @@ def summary_value(resp: dict, type_: str) -> tuple[str | None, float | None]:
     return None, None
 
 
-def accuracy(client, files: list[Path], verbose: bool) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its (live) children."""
+    proc = psutil.Process(pid)
+    total = sum(proc.cpu_times()[:4])
+    for child in proc.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def accuracy(client, files: list[Path], verbose: bool, twin_pid: int, threads: int = 1) -> dict:
     hits = dict.fromkeys(FIELDS, 0)
     confs: dict[str, list[tuple[float, bool]]] = {k: [] for k in FIELDS}
     pages = 0
+    payloads = {jpg: jpg.read_bytes() for jpg in files}
+    cpu_before = cpu_seconds(twin_pid)
     started = time.perf_counter()
-    for jpg in files:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+        responses = list(pool.map(lambda f: client.analyze_expense(Document={"Bytes": payloads[f]}), files))
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(twin_pid) - cpu_before
+    for jpg, resp in zip(files, responses, strict=True):
         label = json.loads(jpg.with_suffix(".json").read_text())
-        resp = client.analyze_expense(Document={"Bytes": jpg.read_bytes()})
         pages += resp["DocumentMetadata"]["Pages"]
         wrong = []
         for field, type_ in FIELDS.items():
@@ -83,8 +109,7 @@ def accuracy(client, files: list[Path], verbose: bool) -> dict:
                 wrong.append(f"{field}: {got!r} != {label[field]!r}")
         if verbose and wrong:
             print(f"  {jpg.stem}: " + "; ".join(wrong))
-    elapsed = time.perf_counter() - started
-    return {"hits": hits, "n": len(files), "pages": pages, "seconds": elapsed, "confs": confs}
+    return {"hits": hits, "n": len(files), "pages": pages, "seconds": elapsed, "cpu": cpu, "confs": confs}
 
 
 def quota_loop(twin, files: list[Path], rps: float, docs: int, mode: str) -> dict:
@@ -118,12 +143,12 @@ def quota_loop(twin, files: list[Path], rps: float, docs: int, mode: str) -> dic
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "receipts")
-    )
+    parser.add_argument("--data", default=str(shared_dir() / "data" / "receipts"))
     parser.add_argument("--limit", type=int, default=0, help="first N receipts only (0: all)")
     parser.add_argument("--rps", type=float, default=5.0, help="TPS quota for the throughput loop")
     parser.add_argument("--quota-docs", type=int, default=40, help="documents the quota loop sends")
+    parser.add_argument("--no-quota", action="store_true", help="skip the quota loop")
+    parser.add_argument("--threads", type=int, default=1, help="requests at once in the accuracy pass")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each mismatch")
     args = parser.parse_args()
 
@@ -137,13 +162,18 @@ def main() -> int:
     try:
         client = twin.client("textract", config=Config(read_timeout=300))
         print(f"AnalyzeExpense on {len(files)} SROIE receipts ({args.data}), twin {twin.url}")
-        acc = accuracy(client, files, args.verbose)
+        load_before = os.getloadavg()
+        acc = accuracy(client, files, args.verbose, twin.process.pid, args.threads)
+        load_after = os.getloadavg()
         n = acc["n"]
         for field, type_ in FIELDS.items():
             h = acc["hits"][field]
             print(f"  {field:8s} ({type_:20s}) {h:3d}/{n} = {100 * h / n:5.1f}%")
         print(
-            f"  sequential: {acc['pages']} pages in {acc['seconds']:.1f}s = {acc['pages'] / acc['seconds']:.2f} pages/s"
+            f"  {args.threads} request(s) at a time: {acc['pages']} pages in {acc['seconds']:.1f}s"
+            f" = {acc['pages'] / acc['seconds']:.2f} pages/s on {os.cpu_count()} cores; twin CPU"
+            f" {acc['cpu']:.1f}s = {acc['cpu'] / acc['pages']:.2f} CPU s/page;"
+            f" load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
         )
         for field in ("total", "date"):
             right = [c for c, ok in acc["confs"][field] if ok]
@@ -154,7 +184,7 @@ def main() -> int:
                     line += f", wrong median {statistics.median(wrong):.1f} ({len(wrong)})"
                 print(line)
         quota_files = files[: min(len(files), 8)]
-        for mode in ("standard", "adaptive"):
+        for mode in () if args.no_quota else ("standard", "adaptive"):
             q = quota_loop(twin, quota_files, args.rps, args.quota_docs, mode)
             print(
                 f"  quota rps={args.rps:g}, {mode} retries, 4 threads: {q['docs']} docs in {q['seconds']:.1f}s"

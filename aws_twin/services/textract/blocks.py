@@ -1,5 +1,10 @@
 """Textract Blocks from OCR pages: PAGE / LINE / WORD, and for AnalyzeDocument KEY_VALUE_SET
-(FORMS), TABLE / CELL (TABLES) and QUERY / QUERY_RESULT (QUERIES).
+(FORMS), TABLE / CELL (TABLES), QUERY / QUERY_RESULT (QUERIES) and LAYOUT_* (LAYOUT).
+
+Linked as Textract links them: the PAGE lists every block on it as a CHILD (LINE, TABLE,
+KEY_VALUE_SET, QUERY, QUERY_RESULT, LAYOUT_*), a LINE its WORDs, a TABLE its CELLs, a CELL and a
+KEY_VALUE_SET their WORDs, a KEY its VALUE, a QUERY its ANSWER, a LAYOUT_* element its LINEs.
+Every polygon has 4 points.
 
 Ids are deterministic (uuid5 of a seed and the block's place), so the same document analysed twice
 gives the same blocks.
@@ -10,6 +15,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from . import page_layout
 from .layout import Row, Span, amounts, geometry, row_span, rows
 from .ocr import OcrPage, OcrWord
 
@@ -28,6 +34,7 @@ class BlockBuilder:
         self.seed = seed
         self.counter = 0
         self.word_ids: dict[int, str] = {}
+        self.line_ids: dict[int, str] = {}
         self.blocks: list[dict] = []
 
     def new_id(self, kind: str) -> str:
@@ -39,6 +46,7 @@ class BlockBuilder:
         lines, words = [], []
         for line in self.page.lines:
             line_id = self.new_id("line")
+            self.line_ids[id(line)] = line_id
             child_ids = []
             for word in line.words:
                 wid = self.new_id("word")
@@ -81,6 +89,8 @@ class BlockBuilder:
         return [self.word_ids[id(w)] for w in words if id(w) in self.word_ids]
 
     def _add_to_page(self, block_id: str) -> None:
+        """The PAGE lists every block on it as a CHILD, as Textract does: LINE, TABLE,
+        KEY_VALUE_SET (keys and values), QUERY, QUERY_RESULT, LAYOUT_*, SIGNATURE."""
         rels = self.page_block.setdefault("Relationships", [])
         if not rels:
             rels.append({"Type": "CHILD", "Ids": []})
@@ -120,6 +130,8 @@ class BlockBuilder:
                 if value.words:
                     value_block["Relationships"] = [{"Type": "CHILD", "Ids": self._ids(value.words)}]
                 out.append(value_block)
+                self._add_to_page(key_id)
+                self._add_to_page(value_id)
                 self.pairs.append((key, value, conf))
         self.blocks.extend(out)
         return out
@@ -155,7 +167,9 @@ class BlockBuilder:
                     if r == 1 and _is_header(row):
                         cell["EntityTypes"] = ["COLUMN_HEADER"]
                     cells.append(cell)
-            polys = [[(bands[0][0], table_rows[0].top), (bands[-1][1], table_rows[-1].bottom)]]
+            left, right = bands[0][0], bands[-1][1]
+            top, bottom = table_rows[0].top, table_rows[-1].bottom
+            polys = [[(left, top), (right, top), (right, bottom), (left, bottom)]]
             table = {
                 "BlockType": "TABLE",
                 "Confidence": round(min(c["Confidence"] for c in cells), 4),
@@ -170,6 +184,34 @@ class BlockBuilder:
             out.extend(cells)
         self.blocks.extend(out)
         return out
+
+    # ---- LAYOUT -------------------------------------------------------------------------------
+    def layout(self) -> list[dict]:
+        """LAYOUT_* blocks (see ``page_layout``): each lists its LINEs as CHILD (a LAYOUT_LIST its
+        LAYOUT_TEXT items); the PAGE lists them all, in reading order."""
+        out = []
+        for el in page_layout.elements(self.page, find_tables, key_values):
+            block = self._layout_block(el.kind, el.lines)
+            out.append(block)
+            self._add_to_page(block["Id"])
+            if el.items:
+                items = [self._layout_block(it.kind, it.lines) for it in el.items]
+                block["Relationships"] = [{"Type": "CHILD", "Ids": [b["Id"] for b in items]}]
+                for item in items:
+                    out.append(item)
+                    self._add_to_page(item["Id"])
+        self.blocks.extend(out)
+        return out
+
+    def _layout_block(self, kind: str, lines: list) -> dict:
+        return {
+            "BlockType": kind,
+            "Confidence": page_layout.confidence(lines),
+            "Geometry": page_layout.box(lines),
+            "Id": self.new_id(kind.lower()),
+            "Relationships": [{"Type": "CHILD", "Ids": [self.line_ids[id(ln)] for ln in lines]}],
+            "Page": self.page_number,
+        }
 
     # ---- QUERIES ------------------------------------------------------------------------------
     def queries(self, queries: list[dict], extra: dict[str, Span] | None = None) -> list[dict]:
@@ -190,6 +232,7 @@ class BlockBuilder:
             }
             answer = self._answer(q, extra or {})
             out.append(block)
+            self._add_to_page(qid)
             if answer is not None:
                 span, conf = answer
                 rid = self.new_id("query-result")
@@ -204,6 +247,7 @@ class BlockBuilder:
                         "Page": self.page_number,
                     }
                 )
+                self._add_to_page(rid)
         self.blocks.extend(out)
         return out
 

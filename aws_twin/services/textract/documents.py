@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from aws_ml_provider.utils.expense import sniff_format  # the same magic bytes the DAG checks
 
 from ...core.errors import AwsError
 
@@ -39,6 +38,28 @@ PDF_DPI = 150
 OCR_MAX_SIDE = 2000
 
 FORMATS = ("JPEG", "PNG", "TIFF", "PDF")
+#: the leading bytes of the image formats Textract reads (its "Input documents" page: JPEG, PNG,
+#: TIFF, PDF); TIFF in either byte order. The twin holds its own table: it shares no code with the
+#: provider it is the test bed of.
+IMAGE_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+#: a PDF's header may follow some junk: readers look for it in the first 1,024 bytes
+PDF_HEADER, PDF_HEADER_WINDOW = b"%PDF-", 1024
+
+
+def detect_format(data: bytes) -> str | None:
+    """The format of document bytes by their magic number: JPEG, PNG, TIFF or PDF; None for
+    anything else (GIF, BMP, WebP, HEIC, DOCX, text...), which Textract does not read."""
+    for magic, fmt in IMAGE_MAGIC:
+        if data.startswith(magic):
+            return fmt
+    if data.find(PDF_HEADER, 0, PDF_HEADER_WINDOW) >= 0:
+        return "PDF"
+    return None
 
 
 def bad_document(message: str) -> AwsError:
@@ -116,7 +137,7 @@ def inspect(data: bytes, source: str = "bytes", *, asynchronous: bool = False) -
     """Check format, size and page count of document bytes (no OCR yet)."""
     if not data:
         raise bad_document(f"The document {source} is empty.")
-    fmt = sniff_format(data)
+    fmt = detect_format(data)
     if fmt is None:
         raise unsupported(f"Request has unsupported document format ({source}: not JPEG, PNG, TIFF or PDF).")
     if asynchronous:

@@ -45,15 +45,34 @@ def _pool() -> concurrent.futures.ProcessPoolExecutor:
 
 
 def shutdown_pool() -> None:
-    global _POOL
+    global _POOL, _THREADS
     with _POOL_LOCK:
         if _POOL is not None:
             _POOL.shutdown(wait=False, cancel_futures=True)
             _POOL = None
+        if _THREADS is not None:
+            _THREADS.shutdown(wait=False, cancel_futures=True)
+            _THREADS = None
+
+
+_THREADS: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _threads() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads that read the pages of one document at once, one per OCR engine."""
+    global _THREADS
+    with _POOL_LOCK:
+        if _THREADS is None:
+            _THREADS = concurrent.futures.ThreadPoolExecutor(ocr.ENGINES, thread_name_prefix="textract-ocr")
+        return _THREADS
 
 
 def _ocr_in_worker(image) -> dict:
     return ocr.read_page(image).to_dict()
+
+
+def _as_page(result) -> ocr.OcrPage:
+    return result if isinstance(result, ocr.OcrPage) else ocr.OcrPage.from_dict(result)
 
 
 def read_document(doc: Document, on_error=None) -> list[ocr.OcrPage | None]:
@@ -66,6 +85,8 @@ def read_document(doc: Document, on_error=None) -> list[ocr.OcrPage | None]:
             return list(_CACHE[key])
     pages: list[ocr.OcrPage | None] = []
     use_pool = _workers() > 0 and doc.pages > 1
+    use_threads = not use_pool and ocr.ENGINES > 1 and doc.pages > 1
+    in_flight = 2 * max(_workers(), ocr.ENGINES)  # rendered pages waiting, at most
     futures = []
     iterator = doc.render()
     number = 0
@@ -81,8 +102,13 @@ def read_document(doc: Document, on_error=None) -> list[ocr.OcrPage | None]:
             on_error(number, exc)
             pages.append(None)
             break  # a document that fails to render stops there
-        if use_pool:
-            futures.append((number, _pool().submit(_ocr_in_worker, image)))
+        if use_pool or use_threads:
+            if len(futures) >= in_flight:
+                concurrent.futures.wait([futures[len(futures) - in_flight][1]])
+            if use_pool:
+                futures.append((number, _pool().submit(_ocr_in_worker, image)))
+            else:
+                futures.append((number, _threads().submit(ocr.read_page, image)))
             pages.append(None)
             continue
         try:
@@ -94,7 +120,7 @@ def read_document(doc: Document, on_error=None) -> list[ocr.OcrPage | None]:
             pages.append(None)
     for number, future in futures:
         try:
-            pages[number - 1] = ocr.OcrPage.from_dict(future.result())
+            pages[number - 1] = _as_page(future.result())
         except Exception as exc:
             if on_error is None:
                 raise
@@ -132,6 +158,8 @@ def analysis_blocks(
             builder.forms()
         if "TABLES" in features:
             builder.tables()
+        if "LAYOUT" in features:
+            builder.layout()
         if "QUERIES" in features and queries:
             extra = {f.type: f.value for f in analyze_page(page).summary}
             builder.queries(queries, extra)

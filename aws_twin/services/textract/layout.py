@@ -68,8 +68,9 @@ def bbox(polys: list[list[Point]]) -> dict:
 
 
 def geometry(polys: list[list[Point]]) -> dict:
-    """Textract Geometry of one polygon, or of the union box of several."""
-    if len(polys) == 1:
+    """Textract Geometry of one quadrilateral, or of the union box of several polygons (or of one
+    that is not 4 points): Textract's polygons always have 4 points, clockwise from top-left."""
+    if len(polys) == 1 and len(polys[0]) == 4:
         poly = polys[0]
     else:
         b = bbox(polys)

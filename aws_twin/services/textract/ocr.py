@@ -1,14 +1,29 @@
 """The OCR engine: RapidOCR (PP-OCRv4 detection + recognition, ONNX models shipped in the wheel).
 
-The engine loads lazily, once per process, on the first page it reads (never at twin start-up),
-and one page is read at a time per process (the models use every core already). Results carry
-real geometry, normalised to 0..1 of the page, and confidences from the recogniser's scores:
-a line's confidence is RapidOCR's line score, a word's the mean of its characters' scores.
+Engines load lazily (never at twin start-up) and are reused: a small pool per process, one
+engine per page being read at once (``AWS_TWIN_OCR_ENGINES``, default: one per core, at most 4),
+each with its own ONNX Runtime sessions. How a page is read, for speed on few cores:
+
+- detection works on the page scaled so its longest side is at most ``DET_MAX_SIDE`` pixels
+  (RapidOCR's default keeps up to 2,000 and scales small pages up); the boxes it finds are mapped
+  back, so recognition reads the crops from the full page;
+- recognition reads ``REC_BATCH`` crops per call, by default one: measured on 2 CPU cores,
+  batches of 2, 4 and 6 crops of similar width cost 5 %, 18 % and 35 % more, the padding to the
+  widest crop of a batch outweighing the calls saved (``bench/expense_bench.py``);
+- each session runs on ``AWS_TWIN_OCR_THREADS`` threads (default: the cores shared out among the
+  engines) that sleep instead of spinning while they wait (ONNX Runtime spins by default, which
+  on a busy machine burns half the CPU for nothing).
+
+``bench/expense_bench.py`` prints the pages per second and the accuracy this gives. Results carry
+real geometry, normalised to 0..1 of the page, and confidences from the recogniser's scores: a
+line's confidence is RapidOCR's line score, a word's the mean of its characters' scores.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import threading
 from dataclasses import dataclass, field
 
@@ -16,9 +31,26 @@ import numpy as np
 
 log = logging.getLogger("aws_twin.textract")
 
-_ENGINE = None
-_LOAD_LOCK = threading.Lock()
-_RUN_LOCK = threading.Lock()
+
+def _env_int(name: str, default: int, low: int = 1) -> int:
+    try:
+        return max(low, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+#: longest side of the image the text detector sees
+DET_MAX_SIDE = _env_int("AWS_TWIN_OCR_DET_MAX_SIDE", 1280, 320)
+#: crops per recognition batch
+REC_BATCH = _env_int("AWS_TWIN_OCR_REC_BATCH", 1)
+#: engines per process (pages read at once)
+ENGINES = _env_int("AWS_TWIN_OCR_ENGINES", min(4, os.cpu_count() or 1))
+#: ONNX Runtime threads per session
+THREADS = _env_int("AWS_TWIN_OCR_THREADS", max(1, (os.cpu_count() or 1) // ENGINES))
+
+_POOL: queue.LifoQueue | None = None
+_MADE = 0
+_LOCK = threading.Lock()
 
 Point = tuple[float, float]
 
@@ -97,27 +129,72 @@ class OcrPage:
         return cls(data["width"], data["height"], lines)
 
 
-def engine():
-    """The process's RapidOCR instance, created on first use (thread-safe)."""
-    global _ENGINE
-    if _ENGINE is None:
-        with _LOAD_LOCK:
-            if _ENGINE is None:
-                from rapidocr_onnxruntime import RapidOCR
+def _session_options():
+    import onnxruntime as ort
 
-                log.info("loading the RapidOCR models")
-                _ENGINE = RapidOCR()
-    return _ENGINE
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = THREADS
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
+def _new_engine():
+    """A RapidOCR with this module's session options and bounded detection size."""
+    from rapidocr_onnxruntime import RapidOCR
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+    from rapidocr_onnxruntime.utils import infer_engine
+
+    cls = infer_engine.OrtInferSession
+    original = cls.__dict__["_init_sess_opts"]
+    cls._init_sess_opts = staticmethod(lambda config: _session_options())
+    try:
+        ocr = RapidOCR(rec_batch_num=REC_BATCH)
+    finally:
+        cls._init_sess_opts = original
+    det = ocr.text_det
+    preprocess = DetPreProcess(DET_MAX_SIDE, "max", det.mean, det.std)
+    det.get_preprocess = lambda max_wh: preprocess
+    return ocr
+
+
+def _checkout():
+    """An idle engine of the pool, made on demand up to ENGINES; waits when all are busy."""
+    global _POOL, _MADE
+    with _LOCK:
+        if _POOL is None:
+            _POOL = queue.LifoQueue()
+        try:
+            return _POOL.get_nowait()
+        except queue.Empty:
+            if _MADE < ENGINES:
+                _MADE += 1
+                log.info("loading RapidOCR engine %d of %d (%d thread(s) each)", _MADE, ENGINES, THREADS)
+                make = True
+            else:
+                make = False
+    if make:
+        try:
+            return _new_engine()
+        except BaseException:
+            with _LOCK:
+                _MADE -= 1
+            raise
+    return _POOL.get()
 
 
 def read_page(image: np.ndarray) -> OcrPage:
     """OCR one RGB page (H, W, 3 uint8) into lines and words."""
     h, w = image.shape[:2]
-    ocr = engine()
     # RapidOCR's loader treats arrays as BGR (OpenCV); hand it BGR
     bgr = np.ascontiguousarray(image[:, :, ::-1])
-    with _RUN_LOCK:
+    ocr = _checkout()
+    try:
         result, _ = ocr(bgr, return_word_box=True)
+    finally:
+        _POOL.put(ocr)
     return OcrPage(w, h, _lines(result or [], w, h))
 
 
