@@ -2,8 +2,7 @@
 both shared would pass every test. No module of the twin may import ``aws_ml_provider`` (or
 anything from ``plugins/``), at module level or inside a function.
 
-Checked here: ``aws_twin/core`` and ``aws_twin/services/textract``. (The SageMaker part is being
-freed of its import on another branch; widen ``CHECKED`` to all of ``aws_twin`` once it is.)
+Checked: the twin's top-level modules, ``aws_twin/core`` and every service folder.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parents[2]
 TWIN = ROOT / "aws_twin"
-CHECKED = [TWIN / "core", TWIN / "services" / "textract"]
+CHECKED = [TWIN, *sorted(p for p in (TWIN / "services").iterdir() if p.is_dir() and p.name != "__pycache__")]
 FORBIDDEN = ("aws_ml_provider", "plugins")
 
 
