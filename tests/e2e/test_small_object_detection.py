@@ -125,6 +125,22 @@ def test_baseline_and_tiled_compared_on_the_same_pages(dag_runner, twin):
     run_prefix = comparison["predictions_uri"].rsplit("/evaluation/", 1)[0]
     tiled_raw = json.loads(read(f"{run_prefix}/detections/tiled.json"))["results"]
     assert len(tiled_raw) == TILES * TILES * len(pages)
+    # every tiled box on a page is one of the tile detections moved by its tile's offset
+    plan = json.loads(read(f"{run_prefix}/test-plan.json"))["tiles"]
+    for page in pages:
+        mapped = []
+        for tile in plan[page["image"]]:
+            assert tile["width"] < page["width"] and tile["height"] < page["height"]
+            for label in tiled_raw[tile["image"]]:
+                b = label["Geometry"]["BoundingBox"]
+                mapped.append((label["Name"], tile["left"] + b["Left"] * tile["width"],
+                               tile["top"] + b["Top"] * tile["height"]))  # fmt: skip
+        for box in page["tiled"]:
+            assert any(
+                name == box["label"] and abs(x - box["left"]) < 0.01 and abs(y - box["top"]) < 0.01
+                for name, x, y in mapped
+            ), (page["image"], box)
+        assert len(page["tiled"]) <= len(mapped)
     if trained["baseline"]:
         baseline_raw = json.loads(read(f"{run_prefix}/detections/baseline.json"))["results"]
         assert sorted(baseline_raw) == sorted(expected[:PAGES])
