@@ -5,11 +5,11 @@ your images using Amazon Rekognition Custom Labels" made its own.
 Each page is a white letter-size page (850 x 1100 px, about 100 dpi) of paragraphs set in DejaVu
 Sans / Serif (Debian ``fonts-dejavu-core``, installed by scripts/install_system_deps.sh) with a few
 symbols put in the text's gaps: the glyphs WHITE UP-POINTING TRIANGLE (empty triangle), BLACK
-UP-POINTING TRIANGLE (solid triangle), UPWARDS ARROW and DOWNWARDS ARROW of DejaVu Sans, 12-30 px,
+UP-POINTING TRIANGLE (solid triangle), UPWARDS ARROW and DOWNWARDS ARROW of DejaVu Sans, 12-30 px (``--sizes``),
 2-7 per page, never overlapping. The boxes are the glyphs' inked pixels.
 
     python scripts/small_symbols.py OUT_DIR [--train 16] [--test 6] [--seed 7] \
-        [--source-prefix s3://aws-ml-provider-demo/small-objects/pages/]
+        [--source-prefix s3://aws-ml-provider-demo/small-objects/pages/] [--sizes 12 30]
 
 writes ``OUT_DIR/{train,test}/page-NNN.png`` and ``OUT_DIR/{train,test}.manifest`` (the source-refs
 under ``--source-prefix``; the DAG's stage step rewrites them to where it uploads the pages).
@@ -67,7 +67,7 @@ def _glyph(label: str, size: int):
     return canvas.crop(ink)
 
 
-def make_page(rng: random.Random):
+def make_page(rng: random.Random, sizes: tuple[int, int] = (12, 30)):
     """(grayscale page image, [boxes])."""
     from PIL import Image, ImageDraw
 
@@ -96,7 +96,7 @@ def make_page(rng: random.Random):
     taken: list[tuple[int, int, int, int]] = []
     for _ in range(rng.randint(2, 7)):
         label = rng.choice(sorted(SYMBOLS))
-        glyph = _glyph(label, rng.randint(12, 30))
+        glyph = _glyph(label, rng.randint(*sizes))
         w, h = glyph.size
         for _attempt in range(50):
             left = rng.randint(MARGIN // 2, PAGE[0] - MARGIN // 2 - w)
@@ -135,7 +135,12 @@ def manifest_line(source_ref: str, boxes: list[dict], class_map: dict[str, int])
 
 
 def generate(
-    out: Path, train: int = 16, test: int = 6, seed: int = 7, source_prefix: str = DEFAULT_PREFIX
+    out: Path,
+    train: int = 16,
+    test: int = 6,
+    seed: int = 7,
+    source_prefix: str = DEFAULT_PREFIX,
+    sizes: tuple[int, int] = (12, 30),
 ) -> dict:
     """Write the pages and manifests; return ``{split: number of boxes per label}``."""
     rng = random.Random(seed)
@@ -146,7 +151,7 @@ def generate(
         (out / split).mkdir(parents=True, exist_ok=True)
         lines, counts = [], {name: 0 for name in sorted(SYMBOLS)}
         for i in range(n):
-            page, boxes = make_page(rng)
+            page, boxes = make_page(rng, sizes)
             name = f"{split}/page-{i:03d}.png"
             page.save(out / name, optimize=True)
             lines.append(manifest_line(prefix + name, boxes, class_map))
@@ -164,8 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--source-prefix", default=DEFAULT_PREFIX)
+    parser.add_argument("--sizes", type=int, nargs=2, default=(12, 30), help="glyph font sizes, px (min max)")
     args = parser.parse_args(argv)
-    print(json.dumps(generate(args.out, args.train, args.test, args.seed, args.source_prefix)))
+    print(
+        json.dumps(
+            generate(args.out, args.train, args.test, args.seed, args.source_prefix, tuple(args.sizes))
+        )
+    )
     return 0
 
 

@@ -57,18 +57,42 @@ def _f1(tp: int, fp: int, fn: int) -> float:
     return round(2 * p * r / (p + r), 4) if p + r else 0.0
 
 
-def test_baseline_and_tiled_compared_on_the_same_pages(dag_runner, twin):
+def _generated(s3, tmp_path: Path, bucket: str) -> Path:
+    """Pages with larger symbols (40-80 px: several of the twin's cells on a tile), made by the
+    generator and uploaded here (not staged by the DAG)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "pages"
+    prefix = f"s3://{bucket}/pages/"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "small_symbols.py"), str(out), "--train", "10", "--test", "3",
+         "--seed", "3", "--sizes", "40", "80", "--source-prefix", prefix],
+        check=True, timeout=120,
+    )  # fmt: skip
+    s3.create_bucket(Bucket=bucket)
+    for path in sorted(out.rglob("*")):
+        if path.is_file():
+            s3.put_object(
+                Bucket=bucket, Key=f"pages/{path.relative_to(out).as_posix()}", Body=path.read_bytes()
+            )
+    return out
+
+
+@pytest.mark.parametrize("data", ["sample", "large_symbols"])
+def test_baseline_and_tiled_compared_on_the_same_pages(dag_runner, twin, tmp_path, data):
     s3 = twin.client("s3")
     bucket = f"small-{uuid.uuid4().hex[:8]}"
     conf = {
         "input_prefix": f"s3://{bucket}/pages/",
         "output_prefix": f"s3://{bucket}/runs/",
-        "stage_samples": True,
+        "stage_samples": data == "sample",
         "max_pages": PAGES,
         "tiles_x": TILES,
         "tiles_y": TILES,
         "project_name": bucket,
     }
+    source = SAMPLES if data == "sample" else _generated(s3, tmp_path, bucket)
     result = dag_runner(DAG_ID, conf)
     assert result.task_states["evaluate"] == "success", result.task_states
     evaluation = result.xcom("evaluate")
@@ -80,14 +104,12 @@ def test_baseline_and_tiled_compared_on_the_same_pages(dag_runner, twin):
     comparison = json.loads(read(evaluation["comparison_uri"]))
     pages = json.loads(read(evaluation["predictions_uri"]))["pages"]
     # the test pages: the first PAGES lines of the staged test manifest, the same for both models
-    shipped = [
-        json.loads(line)["source-ref"] for line in (SAMPLES / "test.manifest").read_text().splitlines()
-    ]
+    shipped = [json.loads(line)["source-ref"] for line in (source / "test.manifest").read_text().splitlines()]
     expected = [
         u.replace("s3://aws-ml-provider-demo/small-objects/pages/", conf["input_prefix"]) for u in shipped
     ]
     assert comparison["test_pages"] == [p["image"] for p in pages] == expected[:PAGES]
-    truth_lines = [json.loads(line) for line in (SAMPLES / "test.manifest").read_text().splitlines()][:PAGES]
+    truth_lines = [json.loads(line) for line in (source / "test.manifest").read_text().splitlines()][:PAGES]
     for page, line in zip(pages, truth_lines, strict=True):
         assert len(page["truth"]) == len(line["bounding-box"]["annotations"])
         for box in page["baseline"] + page["tiled"]:  # page coordinates
@@ -125,6 +147,8 @@ def test_baseline_and_tiled_compared_on_the_same_pages(dag_runner, twin):
     run_prefix = comparison["predictions_uri"].rsplit("/evaluation/", 1)[0]
     tiled_raw = json.loads(read(f"{run_prefix}/detections/tiled.json"))["results"]
     assert len(tiled_raw) == TILES * TILES * len(pages)
+    if data == "large_symbols":  # the checks below see real detections
+        assert sum(len(p["tiled"]) for p in pages) > 0, comparison["models"]
     # every tiled box on a page is one of the tile detections moved by its tile's offset
     plan = json.loads(read(f"{run_prefix}/test-plan.json"))["tiles"]
     for page in pages:
