@@ -1,7 +1,7 @@
 """small_object_detection DAG on the twin: baseline (whole pages) vs tiled F1 per label, training
 and inference seconds, on the shipped small-symbols sample (16 training / 6 test pages).
 
-    .venv/bin/python bench/small_object_bench.py [--tiles 3] [--overlap 0.2] [--max-pages N]
+    .venv/bin/python bench/small_object_bench.py [--tiles 3] [--overlap 0.2] [--max-pages N] [--sizes 40 80]
 
 A fresh twin and Airflow home; the DAG runs once with ``dag.test()`` (stage_samples on). Prints the
 per-label table of both models and the timings (training seconds: the twin's
@@ -27,6 +27,10 @@ def main() -> int:
     parser.add_argument("--tiles", type=int, default=3, help="tiles across and down")
     parser.add_argument("--overlap", type=float, default=0.2)
     parser.add_argument("--max-pages", type=int, default=None)
+    parser.add_argument(
+        "--sizes", type=int, nargs=2, default=None,
+        help="instead of the shipped sample, generate 16 / 6 pages with symbols of these sizes (px)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="small-object-bench-"))
@@ -45,13 +49,24 @@ def main() -> int:
         conf = {
             "input_prefix": f"s3://{bucket}/pages/",
             "output_prefix": f"s3://{bucket}/runs/",
-            "stage_samples": True,
+            "stage_samples": args.sizes is None,
             "max_pages": args.max_pages,
             "tiles_x": args.tiles,
             "tiles_y": args.tiles,
             "overlap": args.overlap,
             "project_name": bucket,
         }
+        if args.sizes:
+            sys.path.insert(0, str(ROOT / "scripts"))
+            from small_symbols import generate
+
+            out = home / "pages"
+            generate(out, source_prefix=conf["input_prefix"], sizes=tuple(args.sizes))
+            s3.create_bucket(Bucket=bucket)
+            for path in sorted(p for p in out.rglob("*") if p.is_file()):
+                s3.put_object(
+                    Bucket=bucket, Key=f"pages/{path.relative_to(out).as_posix()}", Body=path.read_bytes()
+                )
         dag = DagBag(dag_folder=str(ROOT / "dags" / "small_object_detection.py")).dags[
             "small_object_detection"
         ]
@@ -68,7 +83,7 @@ def main() -> int:
         twin.stop()
     state = str(getattr(run.state, "value", run.state))
     print(f"run {state} in {wall:.0f} s; {len(comparison.get('test_pages', []))} test pages, "
-          f"{args.tiles} x {args.tiles} tiles, overlap {args.overlap}")  # fmt: skip
+          f"{args.tiles} x {args.tiles} tiles, overlap {args.overlap}, symbols {args.sizes or 'sample'}")  # fmt: skip
     for kind in ("baseline", "tiled"):
         model = comparison.get("models", {}).get(kind, {})
         print(f"{kind}: {model.get('status')} {model.get('status_message') or ''}")
