@@ -19,13 +19,22 @@ Amazon A2I", on Rekognition Custom Labels (Lookout for Vision was retired on 202
    the image, the model's answer and confidence, and the choice normal / anomaly); their answer
    copies the image into the training set (`<dataset_prefix>/train/<label>/`); an image the model
    cannot read, or whose review did not complete, is **quarantined** with a reason. Every image
-   ends in exactly one place: `listed = auto_accepted + reviewed + quarantined`;
+   ends in exactly one place: `listed = auto_accepted + reviewed + quarantined` (+ `waiting_for_model`
+   when no model is deployed and none can be trained yet: those are not recorded, a later run takes them);
 4. **retrains** when at least `retrain_min_new_labels` labelled images are in the training set that
    the deployed model was not trained on: a new version (its name from the training set's content:
    a retried task attaches to its training, never trains a second one) on the enlarged set,
    evaluated on the **same** TEST dataset;
 5. **promotes** the new version only when its F1 is not lower than the deployed one's (the gate
    says by how much it missed), by rewriting the pointer; the old version is not started again.
+
+**Model-assisted labeling** (`mode` = `assisted_labeling`, after the AWS blog "Simplify data
+annotation and model training tasks with Amazon Rekognition Custom Labels"): the images under
+`input_prefix` are an unlabeled pool; the deployed model (v1, trained on a few labelled images)
+pre-labels every one of them, people only verify (the same task page: accept the model's answer or
+correct it), nothing is auto-accepted, and a new version is trained on the verified set as soon as
+there is one verified image; the summary reports how often the reviewers kept the pre-label and
+the F1 of both versions on the same test set.
 
 Assets: `defect_inspection_new_labels` (reviewed images added to the training set) ->
 `defect_inspection_candidate_model` (a version trained) -> `defect_inspection_deployed_model`
@@ -80,6 +89,8 @@ NEW_LABELS = Asset(name="defect_inspection_new_labels", group="defect-inspection
 CANDIDATE_MODEL = Asset(name="defect_inspection_candidate_model", group="defect-inspection")
 DEPLOYED_MODEL = Asset(name="defect_inspection_deployed_model", group="defect-inspection")
 
+#: model-assisted labeling: no confidence reaches it (every pre-label goes to a person)
+ASSISTED_THRESHOLD = 1.01
 # auto-accepted, reviewed, quarantined: where an inspected image ends
 ACCEPTED, REVIEWED, QUARANTINED = "auto_accepted", "reviewed", "quarantined"
 
@@ -187,6 +198,16 @@ def _prefix_param(title: str, name: str, description: str) -> Param:
             "output_prefix",
             "The deployed-model pointer, per-image records, accepted images, quarantine, run summaries.",
         ),
+        "mode": Param(
+            "inspect",
+            type=["null", "string"],
+            enum=[None, "inspect", "assisted_labeling"],
+            title="Mode",
+            description="inspect: people review predictions under the threshold. assisted_labeling: the "
+            "model pre-labels every image, people verify all, a new version is trained on the verified set. "
+            "Empty: inspect.",
+            section="Inspection",
+        ),
         "stage_samples": Param(
             False,
             type="boolean",
@@ -265,6 +286,10 @@ def defect_inspection():
         threshold = params["confidence_threshold"]
         cfg["confidence_threshold"] = float(0.70 if threshold is None else threshold)
         cfg["retrain_min_new_labels"] = int(params["retrain_min_new_labels"] or 5)
+        cfg["mode"] = params["mode"] or "inspect"
+        if cfg["mode"] == "assisted_labeling":  # every pre-label is verified; train on any verified image
+            cfg["confidence_threshold"] = ASSISTED_THRESHOLD
+            cfg["retrain_min_new_labels"] = 1
         cfg["project_name"] = params["project_name"] or "defect-inspection"
         cfg["human_task_ui_name"] = params["human_task_ui_name"] or "defect-review-ui"
         cfg["flow_definition_name"] = params["flow_definition_name"] or "defect-review"
@@ -328,11 +353,14 @@ def defect_inspection():
         if s3_utils.exists(s3, cfg["test_manifest_uri"]):
             print(f"the fixed test set is {cfg['test_manifest_uri']}")
             return cfg["test_manifest_uri"]
+        from airflow.providers.common.compat.sdk import AirflowSkipException
+
         items = _labelled_set(s3, cfg["dataset_prefix"], "test")
         counts = {label: sum(1 for _, lbl in items if lbl == label) for label in LABELS}
-        if not all(counts.values()):
-            raise ValueError(
-                f"the test set under {cfg['dataset_prefix']}test/ needs images of both labels, has {counts}"
+        if not all(counts.values()):  # nothing can be trained or compared yet: the run says so
+            raise AirflowSkipException(
+                f"the test set under {cfg['dataset_prefix']}test/ needs images of both labels, has {counts}: "
+                "add them (or tick stage_samples)"
             )
         print(f"writing the fixed test set: {counts}")
         return _write_manifest(s3, cfg["test_manifest_uri"], items)
@@ -367,10 +395,12 @@ def defect_inspection():
             return {"needed": False}
         items = _labelled_set(s3, cfg["dataset_prefix"], "train")
         if len({label for _, label in items}) < 2:
-            raise ValueError(
+            reason = (
                 f"no model is deployed and the training set under {cfg['dataset_prefix']}train/ has not both "
                 f"labels ({len(items)} image(s)): add images to train/normal/ and train/anomaly/, or tick stage_samples"
             )
+            print(reason)
+            return {"needed": False, "reason": reason}
         return {**_plan_training(cfg, None, "bootstrap"), "needed": True}
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
@@ -402,9 +432,12 @@ def defect_inspection():
     def deployed_model(cfg: dict) -> dict:
         """The deployed model, from the pointer (read now, not at parse time)."""
         s3 = s3_utils.client(AWS_CONN_ID)
-        pointer = s3_utils.read_json(s3, cfg["pointer_uri"], default=None)
+        pointer = s3_utils.read_json(s3, cfg["pointer_uri"], default={})
         if not pointer:
-            raise ValueError(f"no deployed model: {cfg['pointer_uri']} is missing")
+            from airflow.providers.common.compat.sdk import AirflowSkipException
+
+            # no model yet (and none could be trained): new images wait for one, counted in the summary
+            raise AirflowSkipException(f"no deployed model: {cfg['pointer_uri']} is missing")
         print(f"deployed: {pointer['version_name']} (F1 {pointer['f1_score']})")
         return pointer
 
@@ -464,7 +497,7 @@ def defect_inspection():
         hook = A2IRuntimeHook(aws_conn_id=AWS_CONN_ID)
         flow_name = flow_definition_name_from_arn(flow_definition_arn)
         loops, created = {}, 0
-        for entry in s3_utils.read_json(s3, decided["decisions_uri"]):
+        for entry in s3_utils.read_json(s3, decided["decisions_uri"]) if decided else []:
             if entry["status"] != "review":
                 continue
             name = hook.human_loop_name(_relative(cfg, entry["image"]), entry["image"], flow_name, DAG_ID)
@@ -476,7 +509,7 @@ def defect_inspection():
                     "image_name": _relative(cfg, entry["image"]),
                     "predicted_label": entry["predicted_label"] or "none",
                     "confidence": round(entry["confidence"], 1),
-                    "threshold": round(cfg["confidence_threshold"] * 100, 1),
+                    "threshold": round(min(cfg["confidence_threshold"], 1.0) * 100, 1),
                     "model_version": entry["model_version"],
                     "categories": list(LABELS),
                 },
@@ -568,14 +601,20 @@ def defect_inspection():
             ACCEPTED: counts[ACCEPTED],
             REVIEWED: counts[REVIEWED],
             QUARANTINED: counts[QUARANTINED],
+            # no model to inspect with (none deployed and none trainable): not recorded, the next run takes them
+            "waiting_for_model": 0 if decided else listing["listed"],
             "quarantine_reasons": dict(reasons),
             "new_labels": dict(labels),
+            "mode": cfg["mode"],
             "reviewer_agreed_with_model": agreed,
+            "reviewer_corrected_model": counts[REVIEWED] - agreed,
             "loops": len(loops),
         }
-        if summary["listed"] != counts[ACCEPTED] + counts[REVIEWED] + counts[QUARANTINED]:
+        placed = counts[ACCEPTED] + counts[REVIEWED] + counts[QUARANTINED] + summary["waiting_for_model"]
+        if summary["listed"] != placed:
             raise ValueError(
-                f"counts do not reconcile (listed != accepted + reviewed + quarantined): {summary}"
+                "counts do not reconcile (listed != accepted + reviewed + quarantined + waiting_for_model): "
+                f"{summary}"
             )
         s3_utils.write_json(s3, f"{cfg['work_prefix']}/inspection.json", summary)
         get_current_context()["outlet_events"][NEW_LABELS].extra = {"new_labels": dict(labels)}
@@ -659,17 +698,19 @@ def defect_inspection():
         return decision
 
     @task(trigger_rule="none_failed")
-    def summarize(cfg: dict, inspection: dict, deployed: dict) -> dict:
+    def summarize(cfg: dict, inspection: dict, deployed: dict | None) -> dict:
         """The run's summary: inspection counts, the model used, and the gate's decision."""
         import json
 
         s3 = s3_utils.client(AWS_CONN_ID)
         summary = {
             **inspection,
-            "model_used": deployed["version_name"],
-            "model_used_f1": deployed["f1_score"],
-            "gate": s3_utils.read_json(s3, f"{cfg['work_prefix']}/gate.json", default=None),
-            "deployed_after_run": s3_utils.read_json(s3, cfg["pointer_uri"])["version_name"],
+            "model_used": (deployed or {}).get("version_name"),
+            "model_used_f1": (deployed or {}).get("f1_score"),
+            "gate": s3_utils.read_json(s3, f"{cfg['work_prefix']}/gate.json", default={}) or None,
+            "deployed_after_run": (s3_utils.read_json(s3, cfg["pointer_uri"], default={}) or {}).get(
+                "version_name"
+            ),
         }
         summary["summary_uri"] = s3_utils.write_json(s3, f"{cfg['work_prefix']}/summary.json", summary)
         print(json.dumps(summary))

@@ -97,8 +97,9 @@ def _summary(s3, bucket: str, run_id: str) -> dict:
     return _read_json(s3, bucket, f"results/_runs/{run_key(run_id)}/summary.json")
 
 
-def _conf(bucket: str) -> dict:
+def _conf(bucket: str, **more) -> dict:
     return {
+        **more,
         "input_prefix": f"s3://{bucket}/incoming/",
         "dataset_prefix": f"s3://{bucket}/dataset/",
         "output_prefix": f"s3://{bucket}/results/",
@@ -109,11 +110,11 @@ def _conf(bucket: str) -> dict:
     }
 
 
-def _run(dag_runner, twin, bucket: str):
+def _run(dag_runner, twin, bucket: str, **more):
     reviewer = Reviewer(twin, bucket)
     reviewer.start()
     try:
-        result = dag_runner(DAG_ID, _conf(bucket))
+        result = dag_runner(DAG_ID, _conf(bucket, **more))
     finally:
         reviewer.stop.set()
         reviewer.join(10)
@@ -282,6 +283,76 @@ def test_a_replayed_run_starts_no_second_loop_and_trains_no_second_version(
     for key in ("listed", "auto_accepted", "reviewed", "quarantined"):
         assert summary[key] == first_run["summary"][key], key
     assert summary["gate"]["promoted"] == first_run["summary"]["gate"]["promoted"]
+
+
+@pytest.mark.timeout(1200)
+def test_model_assisted_labeling_verifies_every_pre_label_and_trains_v2_on_the_verified_set(
+    dag_runner, airflow_twin
+):
+    """mode=assisted_labeling: v1 pre-labels the whole pool, the reviewer verifies every image (keeps
+    or corrects the pre-label), v2 is trained on the initial and the verified images; both versions'
+    F1 on the same test set."""
+    bucket = f"defect-mal-{uuid.uuid4().hex[:8]}"
+    result, reviewer = _run(dag_runner, airflow_twin, bucket, mode="assisted_labeling")
+    s3 = airflow_twin.client("s3")
+    summary = _summary(s3, bucket, result.run_id)
+    truth = true_labels()
+    pool = len(truth)
+    assert summary["mode"] == "assisted_labeling"
+    assert summary["listed"] == pool + 1 and summary["auto_accepted"] == 0
+    assert summary["reviewed"] == pool == len(reviewer.answered) and summary["quarantined"] == 1
+    records = {n: _read_json(s3, bucket, f"results/records/{n}.json") for n in truth}
+    for name, a in reviewer.answered.items():  # the page showed the pre-label to keep or correct
+        assert a["input"]["predicted_label"] == records[name]["predicted_label"]
+    kept = sum(records[n]["predicted_label"] == truth[n] for n in truth)
+    assert summary["reviewer_agreed_with_model"] == kept
+    assert summary["reviewer_corrected_model"] == pool - kept
+    v1, v2 = result.xcom("bootstrap.train_model"), result.xcom("retrain.train_model")
+    details = {
+        t["version_name"]: _read_json(s3, bucket, t["evaluation_summary_uri"].split("/", 3)[3])[
+            "EvaluationDetails"
+        ]
+        for t in (v1, v2)
+    }
+    shipped_train = len(list((SAMPLES / "train").rglob("*.jpg")))
+    assert details[v1["version_name"]]["NumberOfTrainingImages"] == shipped_train
+    assert details[v2["version_name"]]["NumberOfTrainingImages"] == shipped_train + pool
+    assert {d["NumberOfTestingImages"] for d in details.values()} == {
+        len(list((SAMPLES / "test").rglob("*.jpg")))
+    }
+    gate = summary["gate"]
+    assert (gate["deployed_f1"], gate["candidate_f1"]) == (v1["f1_score"], v2["f1_score"])
+    print(
+        f"model-assisted labeling: {kept}/{pool} pre-labels kept; v1 F1 {v1['f1_score']:.3f} "
+        f"({v1['billable_training_seconds']} s), v2 F1 {v2['f1_score']:.3f} ({v2['billable_training_seconds']} s)"
+    )
+
+
+def test_without_a_model_or_data_the_run_succeeds_and_counts_the_waiting_images(dag_runner, airflow_twin):
+    """The trigger form's defaults (nothing staged) on an empty bucket, with one new image: no test
+    set, no model, nothing trained; the image is not inspected, counted as waiting for a model, and
+    the next run takes it."""
+    bucket = f"defect-empty-{uuid.uuid4().hex[:8]}"
+    s3 = airflow_twin.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    name = incoming_files()[0]
+    s3.put_object(Bucket=bucket, Key=f"incoming/{name}", Body=(SAMPLES / "incoming" / name).read_bytes())
+    result = dag_runner(DAG_ID, {**_conf(bucket), "stage_samples": False})
+    assert result.state == "success", result.task_states
+    assert set(result.task_states.values()) <= {"success", "skipped"}
+    for task_id in (
+        "test_manifest",
+        "bootstrap.train_model",
+        "deployed_model",
+        "start_model",
+        "retrain.train_model",
+    ):
+        assert result.task_states[task_id] == "skipped", task_id
+    summary = _summary(s3, bucket, result.run_id)
+    assert summary["listed"] == summary["waiting_for_model"] == 1
+    assert summary["auto_accepted"] == summary["reviewed"] == summary["quarantined"] == 0
+    assert summary["model_used"] is None and summary["deployed_after_run"] is None
+    assert _keys(s3, bucket, "results/records/") == []  # not recorded: the next run inspects it
 
 
 def test_the_model_is_stopped_by_a_teardown_of_its_start():
