@@ -443,7 +443,8 @@ def defect_inspection():
 
     @task
     def list_new_images(cfg: dict, prepared: dict) -> dict:
-        """The images under the input prefix that no earlier run inspected (no record yet)."""
+        """The images under the input prefix that no earlier run inspected (no record yet), listed
+        in ``_runs/<run>/listing.json`` (what the inspection reads)."""
         s3 = s3_utils.client(AWS_CONN_ID)
         done = {
             uri.rsplit("/records/", 1)[1][: -len(".json")]
@@ -452,9 +453,9 @@ def defect_inspection():
         found = _list(s3, cfg["input_prefix"])
         new = [uri for uri in sorted(found) if _relative(cfg, uri) not in done]
         listing = {"found": len(found), "already_inspected": len(found) - len(new), "listed": len(new)}
-        s3_utils.write_json(s3, f"{cfg['work_prefix']}/listing.json", {**listing, "images": new})
+        uri = s3_utils.write_json(s3, f"{cfg['work_prefix']}/listing.json", {**listing, "images": new})
         print(f"{cfg['input_prefix']}: {listing}")
-        return {"batch": "new", "images": new, **listing}
+        return {"batch": "new", "manifest_uri": uri, **listing}  # the list stays in S3, not in XCom
 
     @task
     def decide(cfg: dict, detected: dict, deployed: dict) -> dict:
