@@ -111,6 +111,8 @@ S3 layout (`<bucket>` from the `bucket` Param, else Variable `ml_bucket`, else `
 `churn/runs/<run key>/evaluation/{metrics.json,predictions.csv,roc.png,report.html}`.
 
 The role comes from the `sagemaker_role_arn` Param, else Variable `sagemaker_role_arn` (Glue: `glue_role_arn`).
+`resolve_config` checks the bucket name and role ARNs (and the Params) against AWS's rules at run time: a
+bad value (a Variable is not checked by the form) fails the run at once, naming its source, with no retry.
 Offline, point the `aws_default` connection's `endpoint_url` at aws_twin; nothing else changes.
 
 Scheduled on the `churn_xgboost_drift` Asset: `churn_drift_monitor` updates it when drift of the
@@ -258,11 +260,34 @@ def churn_xgboost_pipeline():
 
         context = get_current_context()
         params = context["params"]
-        bucket = params["bucket"] or Variable.get("ml_bucket", default=DEFAULT_BUCKET)
-        role = params["sagemaker_role_arn"] or Variable.get(
-            "sagemaker_role_arn", default=DEFAULT_SAGEMAKER_ROLE
+
+        def setting(param: str, variable: str, default: str, pattern: str, what: str) -> str:
+            """The Param, else the Variable, else the default; checked against AWS's rules at run
+            time (a Variable, or a run started without the form, skips the form's check): a bad
+            value fails for good (AirflowFailException, no retry) naming where it came from."""
+            if params[param]:
+                return aws_patterns.require(params[param], pattern, what, f"Param {param}")
+            return aws_patterns.require(
+                Variable.get(variable, default=default), pattern, what, f"Variable {variable}"
+            )
+
+        bucket = setting("bucket", "ml_bucket", DEFAULT_BUCKET, aws_patterns.BUCKET_PARAM, "S3 bucket")
+        role = setting(
+            "sagemaker_role_arn",
+            "sagemaker_role_arn",
+            DEFAULT_SAGEMAKER_ROLE,
+            aws_patterns.ROLE_ARN_PARAM,
+            "SageMaker role ARN",
         )
-        glue_role = params["glue_role_arn"] or Variable.get("glue_role_arn", default=DEFAULT_GLUE_ROLE)
+        glue_role = setting(
+            "glue_role_arn", "glue_role_arn", DEFAULT_GLUE_ROLE, aws_patterns.ROLE_ARN_PARAM, "Glue role ARN"
+        )
+        if params["dataset_uri"]:
+            aws_patterns.require(
+                params["dataset_uri"], aws_patterns.S3_OBJECT_PARAM, "dataset URI", "Param dataset_uri"
+            )
+        for name in ("endpoint_name", "model_package_group"):
+            aws_patterns.require(params[name], aws_patterns.SAGEMAKER_NAME_PARAM, name, f"Param {name}")
         region = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker").conn_region_name
         run_id = context["run_id"]
         key = hashlib.sha256(f"{DAG_ID}/{run_id}".encode()).hexdigest()[:10]

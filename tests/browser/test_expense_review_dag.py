@@ -60,8 +60,12 @@ class BrowserReviewer(threading.Thread):
                     browser.close()
         except BaseException as exc:  # reported by the test
             self.error = exc
+            self.on_error()
         finally:
             self.done.set()
+
+    def on_error(self):
+        """Set by the test: ends the waiting run at once (else it waits for a review that never comes)."""
 
     def _review(self, page):
         bucket = self.document_uri[len("s3://") :].split("/", 1)[0]
@@ -84,7 +88,7 @@ class BrowserReviewer(threading.Thread):
         self.loop = page.url.split("?", 1)[0].rsplit("/", 1)[-1]
         page.wait_for_function("document.getElementById('document-image').complete")
         assert page.locator("#document-image").evaluate("img => img.naturalWidth") > 0
-        total = page.get_by_label("TOTAL")
+        total = page.get_by_label("TOTAL", exact=True)
         self.seen_value = total.input_value()
         total.fill(self.total)
         page.get_by_label("Your name (recorded as the worker)").fill("Browser Reviewer")
@@ -119,6 +123,19 @@ def test_reviewer_corrects_the_total_in_chromium_and_the_run_finishes(
         "flow_definition_name": f"expense-review-{bucket[-8:]}",
     }
     reviewer = BrowserReviewer(twin.review_url, f"s3://{bucket}/inbox/{RECEIPT}", truth["total"], tmp_path)
+    a2i_runtime = twin.client("sagemaker-a2i-runtime")
+
+    def stop_the_loops():
+        """The reviewer failed: stop the run's human loops so the DAG's wait ends and the test
+        reports the reviewer's error instead of hanging until its timeout."""
+        flow = twin.client("sagemaker").describe_flow_definition(
+            FlowDefinitionName=conf["flow_definition_name"]
+        )["FlowDefinitionArn"]
+        for loop in a2i_runtime.list_human_loops(FlowDefinitionArn=flow)["HumanLoopSummaries"]:
+            if loop["HumanLoopStatus"] == "InProgress":
+                a2i_runtime.stop_human_loop(HumanLoopName=loop["HumanLoopName"])
+
+    reviewer.on_error = stop_the_loops
     reviewer.start()
     try:
         result = dag_runner("expense_documents", conf)

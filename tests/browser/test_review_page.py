@@ -105,7 +105,7 @@ def test_reviewer_corrects_a_field_and_submits(twin, page, tmp_path):
     page.wait_for_function("document.getElementById('document-image').complete")
     assert image.evaluate("img => img.naturalWidth") > 0
 
-    total = page.get_by_label("TOTAL")
+    total = page.get_by_label("TOTAL", exact=True)
     assert total.input_value() == "2000"
     assert page.get_by_label("VENDOR_NAME").input_value() == "S.H.H. MOTOR"
     total.fill(true_total)

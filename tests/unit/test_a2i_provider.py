@@ -222,6 +222,42 @@ def test_start_human_loop_twice_for_the_same_document_and_run_makes_one_loop(aws
     assert len(long_name) <= 63 and LOOP_NAME.match(long_name)
 
 
+def test_start_human_loop_whose_answer_is_lost_makes_one_loop_and_attaches(aws, env, task_context):
+    """StartHumanLoop executed but its answer lost (the twin's ``drop``: a 503 after the loop was
+    made): botocore retries, the retry meets ConflictException and the operator attaches to the
+    loop the first attempt made. One loop, the ARN of that loop, the call sent twice."""
+    flow_arn = _flow_op(_name("drop-flow"), env["ui_arn"], f"s3://{env['bucket']}/drop").execute(
+        task_context()
+    )
+    login = aws.airflow_connection()["login"]
+    key = f"{login} sagemaker-a2i-runtime:StartHumanLoop"
+    sent_before = aws.control("state")["calls"].get(key, 0)
+    aws.set_faults("sagemaker-a2i-runtime:StartHumanLoop:drop=1,times=1")
+    try:
+        started = _start(task_context, env, "lost-answer-doc", flow_arn)
+        counters = aws.control("faults")["counters"]
+    finally:
+        aws.control("faults", "DELETE")
+    assert counters["dropped"] == 1  # the first answer was lost...
+    assert aws.control("state")["calls"].get(key, 0) - sent_before == 2  # ...and the call retried
+    assert started["status"] == "InProgress"
+    assert _loops_of(aws, flow_arn) == [started["human_loop_name"]]
+    described = aws.client("sagemaker-a2i-runtime").describe_human_loop(
+        HumanLoopName=started["human_loop_name"]
+    )
+    assert described["HumanLoopArn"] == started["human_loop_arn"]
+    assert described["FlowDefinitionArn"] == flow_arn
+    # the hook says so: the call that made the loop reports attaching, not creating
+    hook = A2IRuntimeHook(aws_conn_id="aws_default")
+    aws.set_faults("sagemaker-a2i-runtime:StartHumanLoop:drop=1,times=1")
+    try:
+        again = hook.start_human_loop("lost-answer-hook", flow_arn, _input(env, "lost-answer-hook"))
+    finally:
+        aws.control("faults", "DELETE")
+    assert again["created"] is False and again["status"] == "InProgress"
+    assert sorted(_loops_of(aws, flow_arn)) == sorted([started["human_loop_name"], "lost-answer-hook"])
+
+
 def test_start_loop_name_clash_with_another_flow_is_an_error(aws, env, task_context):
     other_flow = _flow_op(_name("clash-flow"), env["ui_arn"], f"s3://{env['bucket']}/clash").execute(
         task_context()
