@@ -18,7 +18,8 @@ Besides refusing a request (``throttle``, ``error``), a rule can lose the answer
 twin has executed (``drop``: the caller gets a 503, as when a response is lost on the way, and
 botocore retries a request that did happen) or close the connection without an answer
 (``reset``: the request is not executed). ``times=N`` makes a rule act on its first N matching
-requests only (then it stays listed, spent).
+requests only (then it stays listed, spent); a request an earlier rule already decided does not
+count against a later rule's ``times`` (unless that rule adds latency to it).
 """
 
 from __future__ import annotations
@@ -153,9 +154,11 @@ class FaultInjector:
             for rule in self._rules:
                 if not rule.matches(service, operation):
                     continue
+                if rule.times is not None and rule.times <= 0:
+                    continue  # spent
+                if decision and not rule.latency_ms:
+                    continue  # an earlier rule decided: this one did nothing, and keeps its times
                 if rule.times is not None:
-                    if rule.times <= 0:
-                        continue
                     rule.times -= 1
                 latency = max(latency, rule.latency_ms / 1000.0)
                 if decision:

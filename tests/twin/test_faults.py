@@ -50,6 +50,18 @@ def test_throttle_and_error_rates(faults):
     faults.client("sagemaker", config=NO_RETRIES).list_endpoints()
 
 
+def test_times_counts_the_requests_a_rule_acted_on(faults):
+    """Rules apply in order; ``times=N`` is spent on the requests the rule itself decided: a
+    throttling rule for two requests, then an error rule for one, give throttled, throttled, 5xx,
+    then nothing (the error rule is not used up by the two requests the first rule took)."""
+    faults.set_faults(f"{OP}:throttle=1,times=2", f"{OP}:error=1,times=1")
+    client = faults.client("sagemaker", config=NO_RETRIES)
+    seen = [next(iter(_outcomes(client, 1))) for _ in range(4)]
+    assert seen == ["ThrottlingException", "ThrottlingException", "ServiceUnavailable", "ok"], seen
+    counters = faults.control("faults")["counters"]
+    assert (counters["throttled"], counters["errors"]) == (2, 1)
+
+
 def test_rps_quota_throttles_a_burst(faults):
     faults.set_faults(f"{OP}:rps=5")
     client = faults.client("sagemaker", config=NO_RETRIES)
