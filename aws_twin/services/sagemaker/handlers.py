@@ -177,6 +177,32 @@ class SageMakerService(TwinService):
         self.hosting.shutdown()
         self.processing.shutdown()
 
+    # ---- jobs (training, processing, transform, tuning) ---------------------------------------
+    @staticmethod
+    def _stop_in_progress(engine, job, kind: str) -> dict:
+        """Stop{Kind}Job: only an InProgress job can be stopped, as SageMaker answers."""
+        if job.status != "InProgress":
+            raise AwsError(
+                "ValidationException",
+                f"The request was rejected because the {kind} job is in status {job.status}.",
+            )
+        engine.stop(job)
+        return {}
+
+    @staticmethod
+    def _list_jobs(jobs, params, key: str) -> dict:
+        """List{Kind}Jobs: SageMaker's name / time / status filters, sort and paging of ``jobs``."""
+        chosen = filter_sort(
+            list(jobs),
+            params,
+            name=lambda j: j.name,
+            created=lambda j: j.creation_time,
+            modified=lambda j: j.last_modified or j.creation_time,
+            status=lambda j: j.status,
+        )
+        chunk, more = page(chosen, params, default=10, maximum=100)
+        return {key: [j.summary() for j in chunk]} | more
+
     # ---- training -------------------------------------------------------------------------
     def _job(self, name: str) -> TrainingJob:
         job = self.training.jobs.get(name)
@@ -212,27 +238,10 @@ class SageMakerService(TwinService):
         return self._job(params["TrainingJobName"]).describe()
 
     def stop_training_job(self, ctx, params):
-        job = self._job(params["TrainingJobName"])
-        if job.status != "InProgress":
-            raise AwsError(
-                "ValidationException",
-                f"The request was rejected because the training job is in status {job.status}.",
-            )
-        self.training.stop(job)
-        return {}
+        return self._stop_in_progress(self.training, self._job(params["TrainingJobName"]), "training")
 
     def list_training_jobs(self, ctx, params):
-        jobs = filter_sort(
-            list(self.training.jobs.values()),
-            params,
-            name=lambda j: j.name,
-            created=lambda j: j.creation_time,
-            modified=lambda j: j.last_modified or j.creation_time,
-            status=lambda j: j.status,
-        )
-        chunk, more = page(jobs, params, default=10, maximum=100)
-        out = {"TrainingJobSummaries": [j.summary() for j in chunk]}
-        return out | more
+        return self._list_jobs(self.training.jobs.values(), params, "TrainingJobSummaries")
 
     # ---- processing ---------------------------------------------------------------------------
     def create_processing_job(self, ctx, params):
@@ -242,27 +251,12 @@ class SageMakerService(TwinService):
         return self.processing.job(params["ProcessingJobName"]).describe()
 
     def stop_processing_job(self, ctx, params):
-        job = self.processing.job(params["ProcessingJobName"])
-        if job.status != "InProgress":
-            raise AwsError(
-                "ValidationException",
-                f"The request was rejected because the processing job is in status {job.status}.",
-            )
-        self.processing.stop(job)
-        return {}
+        return self._stop_in_progress(
+            self.processing, self.processing.job(params["ProcessingJobName"]), "processing"
+        )
 
     def list_processing_jobs(self, ctx, params):
-        jobs = filter_sort(
-            list(self.processing.jobs.values()),
-            params,
-            name=lambda j: j.name,
-            created=lambda j: j.creation_time,
-            modified=lambda j: j.last_modified or j.creation_time,
-            status=lambda j: j.status,
-        )
-        chunk, more = page(jobs, params, default=10, maximum=100)
-        out = {"ProcessingJobSummaries": [j.summary() for j in chunk]}
-        return out | more
+        return self._list_jobs(self.processing.jobs.values(), params, "ProcessingJobSummaries")
 
     # ---- batch transform ------------------------------------------------------------------------
     def create_transform_job(self, ctx, params):
@@ -272,26 +266,12 @@ class SageMakerService(TwinService):
         return self.transform.job(params["TransformJobName"]).describe()
 
     def stop_transform_job(self, ctx, params):
-        job = self.transform.job(params["TransformJobName"])
-        if job.status != "InProgress":
-            raise AwsError(
-                "ValidationException",
-                f"The request was rejected because the transform job is in status {job.status}.",
-            )
-        self.transform.stop(job)
-        return {}
+        return self._stop_in_progress(
+            self.transform, self.transform.job(params["TransformJobName"]), "transform"
+        )
 
     def list_transform_jobs(self, ctx, params):
-        jobs = filter_sort(
-            list(self.transform.jobs.values()),
-            params,
-            name=lambda j: j.name,
-            created=lambda j: j.creation_time,
-            modified=lambda j: j.last_modified or j.creation_time,
-            status=lambda j: j.status,
-        )
-        chunk, more = page(jobs, params, default=10, maximum=100)
-        return {"TransformJobSummaries": [j.summary() for j in chunk]} | more
+        return self._list_jobs(self.transform.jobs.values(), params, "TransformJobSummaries")
 
     # ---- hyperparameter tuning ----------------------------------------------------------------
     def create_hyper_parameter_tuning_job(self, ctx, params):
@@ -309,16 +289,7 @@ class SageMakerService(TwinService):
         return {}
 
     def list_hyper_parameter_tuning_jobs(self, ctx, params):
-        jobs = filter_sort(
-            list(self.tuning.jobs.values()),
-            params,
-            name=lambda j: j.name,
-            created=lambda j: j.creation_time,
-            modified=lambda j: j.last_modified or j.creation_time,
-            status=lambda j: j.status,
-        )
-        chunk, more = page(jobs, params, default=10, maximum=100)
-        return {"HyperParameterTuningJobSummaries": [j.summary() for j in chunk]} | more
+        return self._list_jobs(self.tuning.jobs.values(), params, "HyperParameterTuningJobSummaries")
 
     def list_training_jobs_for_hyper_parameter_tuning_job(self, ctx, params):
         job = self.tuning.job(params["HyperParameterTuningJobName"])
