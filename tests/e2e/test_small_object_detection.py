@@ -57,17 +57,26 @@ def _f1(tp: int, fp: int, fn: int) -> float:
     return round(2 * p * r / (p + r), 4) if p + r else 0.0
 
 
-def _generated(s3, tmp_path: Path, bucket: str) -> Path:
-    """Pages with larger symbols (40-80 px: several of the twin's cells on a tile), made by the
-    generator and uploaded here (not staged by the DAG)."""
+#: generated data sets: generator arguments
+GENERATED = {
+    # larger symbols (40-80 px: several of the twin's cells on a tile)
+    "large_symbols": ["--train", "10", "--test", "3", "--seed", "3", "--sizes", "40", "80"],
+    # the first shipped sample (12-30 px): on a whole page no symbol holds a cell centre of the
+    # twin's detector, so the baseline cannot be trained; the run must fail and say why
+    "tiny_symbols": ["--sizes", "12", "30"],
+}
+
+
+def _generated(s3, tmp_path: Path, bucket: str, data: str) -> Path:
+    """Pages made by the generator and uploaded here (not staged by the DAG)."""
     import subprocess
     import sys
 
     out = tmp_path / "pages"
     prefix = f"s3://{bucket}/pages/"
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "small_symbols.py"), str(out), "--train", "10", "--test", "3",
-         "--seed", "3", "--sizes", "40", "80", "--source-prefix", prefix],
+        [sys.executable, str(ROOT / "scripts" / "small_symbols.py"), str(out), *GENERATED[data],
+         "--source-prefix", prefix],
         check=True, timeout=120,
     )  # fmt: skip
     s3.create_bucket(Bucket=bucket)
@@ -79,7 +88,7 @@ def _generated(s3, tmp_path: Path, bucket: str) -> Path:
     return out
 
 
-@pytest.mark.parametrize("data", ["sample", "large_symbols"])
+@pytest.mark.parametrize("data", ["sample", "large_symbols", "tiny_symbols"])
 def test_baseline_and_tiled_compared_on_the_same_pages(dag_runner, twin, tmp_path, data):
     s3 = twin.client("s3")
     bucket = f"small-{uuid.uuid4().hex[:8]}"
@@ -92,7 +101,7 @@ def test_baseline_and_tiled_compared_on_the_same_pages(dag_runner, twin, tmp_pat
         "tiles_y": TILES,
         "project_name": bucket,
     }
-    source = SAMPLES if data == "sample" else _generated(s3, tmp_path, bucket)
+    source = SAMPLES if data == "sample" else _generated(s3, tmp_path, bucket, data)
     result = dag_runner(DAG_ID, conf)
     assert result.task_states["evaluate"] == "success", result.task_states
     evaluation = result.xcom("evaluate")
@@ -132,6 +141,9 @@ def test_baseline_and_tiled_compared_on_the_same_pages(dag_runner, twin, tmp_pat
     models = comparison["models"]
     trained = {k: models[k]["status"] not in ("TRAINING_FAILED", "ABSENT") for k in models}
     assert trained["tiled"], models  # 2 x 2 tiles: symbols several cells wide at the model's input
+    # the shipped sample and the large symbols train both models (the form's defaults must succeed);
+    # the tiny symbols cannot train the baseline on the twin
+    assert trained["baseline"] == (data != "tiny_symbols"), models
     failed = sorted(t for t, state in result.task_states.items() if state == "failed")
     assert result.state == ("success" if trained["baseline"] else "failed"), result.task_states
     assert failed == ([] if trained["baseline"] else ["baseline.train_model"])
