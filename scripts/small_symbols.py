@@ -5,11 +5,11 @@ your images using Amazon Rekognition Custom Labels" made its own.
 Each page is a white letter-size page (850 x 1100 px, about 100 dpi) of paragraphs set in DejaVu
 Sans / Serif (Debian ``fonts-dejavu-core``, installed by scripts/install_system_deps.sh) with a few
 symbols put in the text's gaps: the glyphs WHITE UP-POINTING TRIANGLE (empty triangle), BLACK
-UP-POINTING TRIANGLE (solid triangle), UPWARDS ARROW and DOWNWARDS ARROW of DejaVu Sans, 12-30 px (``--sizes``),
+UP-POINTING TRIANGLE (solid triangle), UPWARDS ARROW and DOWNWARDS ARROW of DejaVu Sans, 20-40 px font size (``--sizes``),
 2-7 per page, never overlapping. The boxes are the glyphs' inked pixels.
 
     python scripts/small_symbols.py OUT_DIR [--train 16] [--test 6] [--seed 7] \
-        [--source-prefix s3://aws-ml-provider-demo/small-objects/pages/] [--sizes 12 30]
+        [--source-prefix s3://aws-ml-provider-demo/small-objects/pages/] [--sizes 20 40]
 
 writes ``OUT_DIR/{train,test}/page-NNN.png`` and ``OUT_DIR/{train,test}.manifest`` (the source-refs
 under ``--source-prefix``; the DAG's stage step rewrites them to where it uploads the pages).
@@ -67,7 +67,7 @@ def _glyph(label: str, size: int):
     return canvas.crop(ink)
 
 
-def make_page(rng: random.Random, sizes: tuple[int, int] = (12, 30)):
+def make_page(rng: random.Random, sizes: tuple[int, int] = (20, 40)):
     """(grayscale page image, [boxes])."""
     from PIL import Image, ImageDraw
 
@@ -140,7 +140,7 @@ def generate(
     test: int = 6,
     seed: int = 7,
     source_prefix: str = DEFAULT_PREFIX,
-    sizes: tuple[int, int] = (12, 30),
+    sizes: tuple[int, int] = (20, 40),
 ) -> dict:
     """Write the pages and manifests; return ``{split: number of boxes per label}``."""
     rng = random.Random(seed)
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--source-prefix", default=DEFAULT_PREFIX)
-    parser.add_argument("--sizes", type=int, nargs=2, default=(12, 30), help="glyph font sizes, px (min max)")
+    parser.add_argument("--sizes", type=int, nargs=2, default=(20, 40), help="glyph font sizes, px (min max)")
     args = parser.parse_args(argv)
     print(
         json.dumps(
