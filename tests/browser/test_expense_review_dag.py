@@ -10,7 +10,6 @@ import io
 import json
 import os
 import re
-import threading
 import uuid
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import requests
 
 from tests.e2e.conftest import airflow_db, airflow_twin, dag_runner  # noqa: F401  (fixtures)
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS
+from .conftest import CHROMIUM
+from .reviewer import WORKER_FIELD, BrowserReviewer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -28,70 +28,21 @@ SAMPLES = ROOT / "include" / "data" / "receipts"
 RECEIPT = "receipt_faint_total.jpg"
 
 
-class BrowserReviewer(threading.Thread):
-    """Chromium (Playwright's sync API, all in this thread): open the review list, wait for the
-    receipt's task, correct TOTAL, submit."""
+class TotalReviewer(BrowserReviewer):
+    """Waits for the receipt's task, corrects TOTAL, submits."""
 
-    def __init__(self, review_url: str, document_uri: str, total: str, shots: Path):
-        super().__init__(daemon=True)
-        self.review_url = review_url
-        self.document_uri = document_uri
+    def __init__(self, twin, flow_definition_name: str, bucket: str, total: str, shots: Path):
+        super().__init__(twin, flow_definition_name, bucket, shots)  # the presigned URL names the bucket
         self.total = total
-        self.shots = shots
         self.seen_value: str | None = None
-        self.loop: str | None = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        self.cancel = threading.Event()
 
-    def run(self):
-        from playwright.sync_api import sync_playwright
-
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-                )
-                try:
-                    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-                    page.set_default_timeout(20_000)
-                    self._review(page)
-                finally:
-                    browser.close()
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-            self.on_error()
-        finally:
-            self.done.set()
-
-    def on_error(self):
-        """Set by the test: ends the waiting run at once (else it waits for a review that never comes)."""
-
-    def _review(self, page):
-        bucket = self.document_uri[len("s3://") :].split("/", 1)[0]
-        assert page.goto(self.review_url).status == 200
-        # wait until the DAG has started the loop and the list shows our receipt's task
-        while not self.cancel.is_set():
-            links = page.locator("#pending tr a")
-            hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
-            for href in hrefs:
-                page.goto(page.url.split("/review/")[0] + "/review/" + href.rsplit("/review/", 1)[-1])
-                if bucket in page.content():  # the image's presigned URL names the bucket
-                    break
-            else:
-                self.cancel.wait(1.0)
-                page.goto(self.review_url)
-                continue
-            break
-        if self.cancel.is_set():
-            return
-        self.loop = page.url.split("?", 1)[0].rsplit("/", 1)[-1]
+    def review(self, page):
         page.wait_for_function("document.getElementById('document-image').complete")
         assert page.locator("#document-image").evaluate("img => img.naturalWidth") > 0
         total = page.get_by_label("TOTAL", exact=True)
         self.seen_value = total.input_value()
         total.fill(self.total)
-        page.get_by_label("Your name (recorded as the worker)").fill("Browser Reviewer")
+        page.get_by_label(WORKER_FIELD).fill("Browser Reviewer")
         page.screenshot(path=str(self.shots / "expense_review.png"), full_page=True)
         page.get_by_role("button", name="Submit").click()
         page.wait_for_url(re.compile(r"/review/\?done="))
@@ -122,20 +73,7 @@ def test_reviewer_corrects_the_total_in_chromium_and_the_run_finishes(
         "stage_samples": False,
         "flow_definition_name": f"expense-review-{bucket[-8:]}",
     }
-    reviewer = BrowserReviewer(twin.review_url, f"s3://{bucket}/inbox/{RECEIPT}", truth["total"], tmp_path)
-    a2i_runtime = twin.client("sagemaker-a2i-runtime")
-
-    def stop_the_loops():
-        """The reviewer failed: stop the run's human loops so the DAG's wait ends and the test
-        reports the reviewer's error instead of hanging until its timeout."""
-        flow = twin.client("sagemaker").describe_flow_definition(
-            FlowDefinitionName=conf["flow_definition_name"]
-        )["FlowDefinitionArn"]
-        for loop in a2i_runtime.list_human_loops(FlowDefinitionArn=flow)["HumanLoopSummaries"]:
-            if loop["HumanLoopStatus"] == "InProgress":
-                a2i_runtime.stop_human_loop(HumanLoopName=loop["HumanLoopName"])
-
-    reviewer.on_error = stop_the_loops
+    reviewer = TotalReviewer(twin, conf["flow_definition_name"], bucket, truth["total"], tmp_path)
     reviewer.start()
     try:
         result = dag_runner("expense_documents", conf)
