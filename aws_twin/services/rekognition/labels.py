@@ -6,6 +6,10 @@ the tabby, tiger, Persian, Siamese and Egyptian cat classes together), so parent
 as their children, as in Rekognition's answers. Boxes (``Instances``) come from class activation
 maps (Zhou et al. 2016): the label's classifier weights applied to the network's last 7x7 feature
 map, upsampled, thresholded at half its peak; each connected region is one instance.
+
+ImageNet has no person class, so "Person" also comes from OpenCV's people detectors (``people.py``):
+its confidence is the larger of its ImageNet mass and the surest detected person, and its instances
+are the detected people.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import os
 import numpy as np
 
 from ...core.errors import AwsError
-from . import backbone
+from . import backbone, people
 
 MODEL_VERSION = "3.0"
 DEFAULT_MIN_CONFIDENCE = 55.0
@@ -28,6 +32,8 @@ BOXABLE = {"Animals and Pets", "Vehicles and Automotive", "Person Description", 
 #: a CAM region is an instance when it holds this share of the map's peak and this much of the image
 CAM_THRESHOLD = 0.5
 MIN_BOX_AREA = 0.01
+#: the label the people detectors feed (a WordNet label of taxonomy.json, category "Person Description")
+PERSON = "Person"
 
 
 @functools.cache
@@ -60,6 +66,16 @@ def _filters(settings: dict | None) -> dict:
     return {k: set(general.get(k) or []) for k in (
         "LabelInclusionFilters", "LabelExclusionFilters",
         "LabelCategoryInclusionFilters", "LabelCategoryExclusionFilters")}  # fmt: skip
+
+
+def _wanted(name: str, category: str, f: dict) -> bool:
+    if f["LabelInclusionFilters"] and name not in f["LabelInclusionFilters"]:
+        return False
+    if name in f["LabelExclusionFilters"]:
+        return False
+    if f["LabelCategoryInclusionFilters"] and category not in f["LabelCategoryInclusionFilters"]:
+        return False
+    return category not in f["LabelCategoryExclusionFilters"]
 
 
 def _boxes(cam: np.ndarray) -> list[tuple[float, float, float, float, float]]:
@@ -97,6 +113,12 @@ def detect(img, params: dict) -> list[dict]:
     min_conf = DEFAULT_MIN_CONFIDENCE if min_conf is None else float(min_conf)
     max_labels = params.get("MaxLabels")
     f = _filters(params.get("Settings"))
+    persons = []
+    p = tax["index"][PERSON]
+    if _wanted(PERSON, tax["labels"][PERSON].get("category", "Everyday Objects"), f):
+        persons = people.detect(img)
+        if persons:
+            conf[p] = max(float(conf[p]), max(b[4] for b in persons))
     out = []
     for i in np.argsort(-conf):
         c = float(conf[i])
@@ -105,16 +127,16 @@ def detect(img, params: dict) -> list[dict]:
         name = tax["names"][i]
         info = tax["labels"][name]
         category = info.get("category", "Everyday Objects")
-        if f["LabelInclusionFilters"] and name not in f["LabelInclusionFilters"]:
-            continue
-        if name in f["LabelExclusionFilters"]:
-            continue
-        if f["LabelCategoryInclusionFilters"] and category not in f["LabelCategoryInclusionFilters"]:
-            continue
-        if category in f["LabelCategoryExclusionFilters"]:
+        if not _wanted(name, category, f):
             continue
         instances = []
-        if tax["boxable"][i]:
+        if i == p:
+            for left, top, width, height, pc in (b for b in persons if b[4] >= min_conf):
+                instances.append({
+                    "BoundingBox": {"Width": width, "Height": height, "Left": left, "Top": top},
+                    "Confidence": pc,
+                })  # fmt: skip
+        elif tax["boxable"][i]:
             weights = tax["member"][i] * probs
             w = weights @ net.fc_w / max(float(weights.sum()), 1e-9)  # the label's 1280-d classifier
             cam = np.maximum(np.tensordot(w, features[0], axes=(0, 0)), 0)
