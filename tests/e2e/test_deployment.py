@@ -1,7 +1,8 @@
 """A deployment-shaped run of churn_xgboost_pipeline: api-server, scheduler, dag-processor and triggerer as
 separate processes on a fresh PostgreSQL database (LocalExecutor), a twin of its own, the run triggered
 through the public REST API with a JWT from the simple auth manager, the deferred waits resumed by the
-triggerer process, the run reaching success.
+triggerer process, the run reaching success; and an image_annotation run (Rekognition, A2I loops answered
+by a reviewer while the sensor waits in the triggerer) on the same deployment.
 
 The deployment (tests/deployment.py) needs PostgreSQL at 127.0.0.1:5432 (trust auth, user postgres):
 without it the test skips on a developer machine and fails under CI. Each process logs to
@@ -131,12 +132,87 @@ def test_dag_run_through_the_rest_api_with_deferrals_resumed_by_the_triggerer(de
         assert f"{metrics['auc']:.4f}" in resp.read().decode()
 
     # every AWS call the Airflow processes made is an action the MWAA execution role policy allows
+    calls = _airflow_calls_allowed_by_the_mwaa_policy(dep)
+    assert any(c.startswith("sagemaker:") for c in calls) and any(c.startswith("glue:") for c in calls), calls
+
+    dep.timings["dag_run_s"] = round(run_seconds, 1)
+    print(f"deployment timings: {dep.timings}")
+
+
+def test_image_annotation_run_with_a_reviewer_answering_its_loops(deployment):
+    """image_annotation as a deployment runs it: triggered through the REST API with the sample
+    photos staged, DetectLabels on the twin, the review band's A2I loops answered by a reviewer
+    (the twin's review API) while the sensor waits deferred in the triggerer, the run reaching
+    success with counts that reconcile, every call allowed by the MWAA execution role policy."""
+    from tests.e2e.test_image_annotation import Reviewer, photo_files, plan_targets, service_confidences
+
+    dep = deployment
+    dag_id = "image_annotation"
+    s3 = dep.twin.client("s3")
+    # targets just above / below what the twin's DetectLabels says of the photos: some are labelled,
+    # some reviewed, some rejected
+    scratch = f"deploy-plan-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=scratch)
+    names = [p.name for p in photo_files()]
+    for path in photo_files():
+        s3.put_object(Bucket=scratch, Key=f"p/{path.name}", Body=path.read_bytes())
+    targets = plan_targets(service_confidences(dep.twin, scratch, "p/", names))
+    bucket = f"deploy-img-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    conf = {
+        "input_prefix": f"s3://{bucket}/unlabeled/",
+        "output_prefix": f"s3://{bucket}/labeled/",
+        "quarantine_prefix": f"s3://{bucket}/quarantine/",
+        "stage_samples": True,
+        "target_labels": targets,
+        "review_band": 10.0,
+        "flow_definition_name": f"image-review-{bucket[-8:]}",
+    }
+    dep.wait(
+        f"{dag_id} to be parsed",
+        lambda: dag_id in {d["dag_id"] for d in dep.request("GET", "/api/v2/dags?limit=100")["dags"]},
+        timeout=180,
+    )
+    dep.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    reviewer = Reviewer(dep.twin, bucket)
+    reviewer.start()
+    try:
+        run_id = dep.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})[
+            "dag_run_id"
+        ]
+
+        def finished():
+            state = dep.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            return state if state in {"success", "failed"} else None
+
+        state = dep.wait(f"{dag_id} run {run_id}", finished, timeout=600, interval=1.0)
+    finally:
+        reviewer.stop.set()
+        reviewer.join(10)
+    final = dict(query(dep.db, "SELECT task_id, state FROM task_instance WHERE run_id = %s", run_id))
+    assert state == "success", f"run {state}: {final}\n--- scheduler ---\n{dep.tail('scheduler')}"
+    assert final["wait_for_review"] == "success"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="labeled/_runs/").get("Contents", [])]
+    (summary_key,) = [k for k in keys if k.endswith("/summary.json")]
+    summary = json.loads(s3.get_object(Bucket=bucket, Key=summary_key)["Body"].read())
+    assert summary["scanned"] == len(names)
+    assert summary["scanned"] == (
+        summary["labelled"] + summary["reviewed"] + summary["rejected"] + summary["quarantined"]
+    )
+    assert summary["reviewed"] == len(reviewer.answered) >= 1, (summary, reviewer.errors)
+    assert summary["labelled"] >= 1 and summary["quarantined"] >= 1  # corrupt.jpg
+    calls = _airflow_calls_allowed_by_the_mwaa_policy(dep)
+    assert "rekognition:DetectLabels" in calls and "sagemaker-a2i-runtime:StartHumanLoop" in calls, calls
+
+
+def _airflow_calls_allowed_by_the_mwaa_policy(dep) -> list[str]:
+    """The AWS operations the Airflow processes called (the twin records them per access key),
+    asserted to be actions the MWAA execution role policy allows."""
     calls = sorted(
         key.split(" ", 1)[1]
         for key in dep.twin.control("state")["calls"]
         if key.startswith(f"{AIRFLOW_ACCESS_KEY} ")
     )
-    assert any(c.startswith("sagemaker:") for c in calls) and any(c.startswith("glue:") for c in calls), calls
     allowed = {
         action
         for statement in json.loads(MWAA_POLICY.read_text())["Statement"]
@@ -150,9 +226,7 @@ def test_dag_run_through_the_rest_api_with_deferrals_resumed_by_the_triggerer(de
         f"not allowed by {MWAA_POLICY.name}: {needed - allowed}"
     )
     print(f"AWS operations called by Airflow: {calls}")
-
-    dep.timings["dag_run_s"] = round(run_seconds, 1)
-    print(f"deployment timings: {dep.timings}")
+    return calls
 
 
 def _iam_action(call: str) -> str:
