@@ -3,7 +3,7 @@
 :class:`BrowserReviewer` opens the twin's review list, waits until a task whose page contains
 ``needle`` (e.g. the bucket the document's presigned URL names) is listed, opens it and calls
 :meth:`BrowserReviewer.review` (the subclass answers the task). When anything fails it records the
-error and stops the flow's human loops that are still in progress, so the waiting run ends at once
+error and keeps stopping the flow's human loops that are in progress, so the waiting run ends at once
 and the test reports the reviewer's error instead of hanging until its timeout.
 """
 
@@ -51,9 +51,13 @@ class BrowserReviewer(threading.Thread):
                     browser.close()
         except BaseException as exc:  # reported by the test
             self.error = exc
-            self._stop_loops()
         finally:
             self.done.set()
+        # after an error, keep stopping the flow's loops (the run may start one only now) until the
+        # test is done with the run
+        while self.error is not None and not self.cancel.is_set():
+            self._stop_loops()
+            self.cancel.wait(1.0)
 
     def _open_task(self, page) -> bool:
         """Poll the review list until a task whose page contains ``needle`` is there; open it."""
