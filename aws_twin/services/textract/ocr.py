@@ -4,9 +4,11 @@ Engines load lazily (never at twin start-up) and are reused: a small pool per pr
 engine per page being read at once (``AWS_TWIN_OCR_ENGINES``, default: one per core, at most 4),
 each with its own ONNX Runtime sessions. How a page is read, for speed on few cores:
 
-- detection works on the page scaled so its longest side is at most ``DET_MAX_SIDE`` pixels
-  (RapidOCR's default keeps up to 2,000 and scales small pages up); the boxes it finds are mapped
-  back, so recognition reads the crops from the full page;
+- detection works on a page larger than ``DET_MAX_SIDE`` pixels scaled so its longest side is
+  ``DET_MAX_SIDE`` (RapidOCR's default keeps up to 2,000); a smaller page keeps RapidOCR's own
+  sizing, which scales small pages up (without it, words of small rendered PDF pages ran together:
+  "MAPLEBOOKS"); the boxes it finds are mapped back, so recognition reads the crops from the full
+  page;
 - recognition reads ``REC_BATCH`` crops per call, by default one: measured on 2 CPU cores,
   batches of 2, 4 and 6 crops of similar width cost 5 %, 18 % and 35 % more, the padding to the
   widest crop of a batch outweighing the calls saved (``bench/expense_bench.py``);
@@ -156,7 +158,8 @@ def _new_engine():
         cls._init_sess_opts = original
     det = ocr.text_det
     preprocess = DetPreProcess(DET_MAX_SIDE, "max", det.mean, det.std)
-    det.get_preprocess = lambda max_wh: preprocess
+    default = det.get_preprocess  # RapidOCR's own: scales small pages up (min side 736)
+    det.get_preprocess = lambda max_wh: preprocess if max_wh > DET_MAX_SIDE else default(max_wh)
     return ocr
 
 
