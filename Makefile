@@ -3,7 +3,9 @@
 #                 prints warnings, errors and the summary (with the HTML report's link), the rest goes
 #                 to .airflow-demo/demo.log. V=1: every log line. KEEP=1: the twin (and so the report
 #                 link) stays up after the run; it prints the `kill` that stops it.
-#   make test   - installs everything, runs ruff and the whole test suite against the twin
+#   make test   - installs everything, runs ruff and the tests against the twin, leaving out the long
+#                 ones (marked slow: every e2e DAG run, browser and deployment test); SLOW=1 runs the
+#                 whole suite, as CI does (.ci/run)
 # And the Airflow UI on the twin: make up (127.0.0.1 only, login admin + a generated password printed
 # once, AIRFLOW_HOME .airflow-up) / make down.
 SHELL := /bin/bash
@@ -22,6 +24,9 @@ SITE_PACKAGES = $(VENV)/lib/python3.11/site-packages
 # make demo uses .airflow-demo/ and make up .airflow-up/ unless AIRFLOW_HOME is set
 export TWIN_PORT ?= 4566
 PYTEST_ARGS ?=
+#: SLOW=1: the whole suite (CI); without it the tests marked slow (tests/conftest.py) are left out
+SLOW ?=
+PYTEST_SELECT := $(if $(filter-out 0,$(SLOW)),,-m "not slow")
 #: the Amazon MWAA image the project targets; requirements/mwaa/README.md says where its files come from
 MWAA_AIRFLOW := 3.3.1
 MWAA_CONSTRAINTS := requirements/mwaa/airflow-$(MWAA_AIRFLOW)/airflow_constraints.txt
@@ -54,7 +59,7 @@ format: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python scripts/tested_versions.py
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_SELECT) $(PYTEST_ARGS)
 
 V ?=
 KEEP ?=

@@ -32,6 +32,18 @@ os.environ.update(
 atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 
 
+#: markers whose tests are long runs (a whole DAG, a deployment, a browser): they carry ``slow`` too, and
+#: ``make test`` leaves ``slow`` out; ``make test SLOW=1`` (CI, ``.ci/run``) runs everything
+LONG_RUN_MARKERS = ("e2e", "browser", "deployment")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(item.get_closest_marker(name) for name in LONG_RUN_MARKERS):
+            item.add_marker(pytest.mark.slow)
+
+
 def _need(available: bool, what: str) -> None:
     if available:
         return

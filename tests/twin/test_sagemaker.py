@@ -604,6 +604,7 @@ def test_model_registry_versions_and_approval(sm, trained):
 
 
 # ---- the Amazon provider's operators ----------------------------------------------------------
+@pytest.mark.slow  # about a minute: make test leaves it out, CI runs it
 def test_provider_operators_against_the_twin(airflow_aws_conn, sm, runtime, trained, churn):
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
     from airflow.providers.amazon.aws.operators.sagemaker import (
@@ -747,6 +748,7 @@ def lose(twin):
     twin.control("faults", "DELETE")
 
 
+@pytest.mark.slow  # about a minute: make test leaves it out, CI runs it
 def test_creates_happen_once_when_their_answers_are_lost(airflow_aws_conn, twin, sm, trained, lose, churn):
     """Every create the churn DAG sends, with its first answer lost: one model package version (the
     provider's register operator alone registers two), one model, one endpoint config, one training

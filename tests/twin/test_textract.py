@@ -381,6 +381,7 @@ def test_bad_documents_get_textracts_errors(twin, textract, bucket):
     assert _code(exc) == "InvalidS3ObjectException"
 
 
+@pytest.mark.slow  # about a minute: make test leaves it out, CI runs it
 def test_real_sroie_receipts_total_and_date(textract, need):
     """Every receipt of the sample, exactly (the OCR is deterministic; the other 32 receipts of the
     set, one of them misread, are measured by bench/expense_bench.py)."""
