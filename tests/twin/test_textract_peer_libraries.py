@@ -6,8 +6,7 @@ did not (a PAGE that does not list its KEY_VALUE_SETs, QUERYs or LAYOUT_* as CHI
 library that finds nothing.
 
 Also: the PAGE lists every block on it, every polygon has 4 points, every LINE sits in exactly one
-layout element, and the SIGNATURES feature (no detector on the twin) is refused, not answered
-empty.
+layout element. SIGNATURE blocks, read by textractor and trp2: tests/twin/test_textract_signatures.py.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 from textractor.entities.document import Document as TextractorDocument
 from textractor.parsers import response_parser
 from textractprettyprinter.t_pretty_print import (
@@ -236,18 +234,3 @@ def test_analyze_expense_read_by_textractor_and_trp2(textract):
     (t_exp,) = TAnalyzeExpenseDocumentSchema().load(copy.deepcopy(resp)).expenses_documents
     assert len(t_exp.summaryfields) == len(raw["SummaryFields"])
     assert sum(len(g.lineitems) for g in t_exp.lineitemgroups) == raw_items
-
-
-def test_signatures_are_refused_not_answered_empty(textract, bucket):
-    with pytest.raises(ClientError) as exc:
-        textract.analyze_document(
-            Document={"Bytes": (SAMPLES / "invoice_northwind.png").read_bytes()},
-            FeatureTypes=["FORMS", "SIGNATURES"],
-        )
-    assert exc.value.response["Error"]["Code"] == "NotImplemented"
-    assert "SIGNATURES" in exc.value.response["Error"]["Message"]
-    with pytest.raises(ClientError) as exc:
-        textract.start_document_analysis(
-            DocumentLocation={"S3Object": {"Bucket": bucket, "Name": "any.pdf"}}, FeatureTypes=["SIGNATURES"]
-        )
-    assert exc.value.response["Error"]["Code"] == "NotImplemented"

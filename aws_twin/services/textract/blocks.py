@@ -1,8 +1,9 @@
 """Textract Blocks from OCR pages: PAGE / LINE / WORD, and for AnalyzeDocument KEY_VALUE_SET
-(FORMS), TABLE / CELL (TABLES), QUERY / QUERY_RESULT (QUERIES) and LAYOUT_* (LAYOUT).
+(FORMS), TABLE / CELL (TABLES), QUERY / QUERY_RESULT (QUERIES), LAYOUT_* (LAYOUT) and SIGNATURE
+(SIGNATURES).
 
 Linked as Textract links them: the PAGE lists every block on it as a CHILD (LINE, TABLE,
-KEY_VALUE_SET, QUERY, QUERY_RESULT, LAYOUT_*), a LINE its WORDs, a TABLE its CELLs, a CELL and a
+KEY_VALUE_SET, QUERY, QUERY_RESULT, LAYOUT_*, SIGNATURE), a LINE its WORDs, a TABLE its CELLs, a CELL and a
 KEY_VALUE_SET their WORDs, a KEY its VALUE, a QUERY its ANSWER, a LAYOUT_* element its LINEs.
 Every polygon has 4 points.
 
@@ -212,6 +213,26 @@ class BlockBuilder:
             "Relationships": [{"Type": "CHILD", "Ids": [self.line_ids[id(ln)] for ln in lines]}],
             "Page": self.page_number,
         }
+
+    # ---- SIGNATURES ---------------------------------------------------------------------------
+    def signatures(self, found: list) -> list[dict]:
+        """SIGNATURE blocks (``signatures.detect``): Confidence, Geometry, Id, Page; no
+        relationships of their own, listed by the PAGE as CHILD."""
+        out = []
+        for sig in found:
+            left, top, right, bottom = sig.box
+            poly = [(left, top), (right, top), (right, bottom), (left, bottom)]
+            block = {
+                "BlockType": "SIGNATURE",
+                "Confidence": sig.confidence,
+                "Geometry": geometry([poly]),
+                "Id": self.new_id("signature"),
+                "Page": self.page_number,
+            }
+            self._add_to_page(block["Id"])
+            out.append(block)
+        self.blocks.extend(out)
+        return out
 
     # ---- QUERIES ------------------------------------------------------------------------------
     def queries(self, queries: list[dict], extra: dict[str, Span] | None = None) -> list[dict]:

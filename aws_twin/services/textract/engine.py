@@ -11,7 +11,7 @@ import os
 import threading
 from collections import OrderedDict
 
-from . import ocr
+from . import ocr, signatures
 from .blocks import BlockBuilder
 from .documents import Document
 from .expense import analyze_page, expense_document
@@ -146,10 +146,25 @@ def text_blocks(pages: list[ocr.OcrPage | None], seed: str) -> list[dict]:
 
 
 def analysis_blocks(
-    pages: list[ocr.OcrPage | None], seed: str, features: list[str], queries: list[dict] | None
+    pages: list[ocr.OcrPage | None],
+    seed: str,
+    features: list[str],
+    queries: list[dict] | None,
+    doc: Document | None = None,
 ) -> list[dict]:
+    """The blocks of AnalyzeDocument. SIGNATURES needs the page images: the document is rendered
+    again for it (only then; the OCR cache keeps no images)."""
     blocks = []
+    images = doc.render() if "SIGNATURES" in features and doc is not None else None
     for number, page in enumerate(pages, start=1):
+        image = None
+        if images is not None:
+            try:
+                image = next(images, None)
+            except Exception:
+                if page is not None:  # a page the OCR read gets no "no signatures" by default
+                    raise
+                images = None  # the page that failed to render for the OCR: rendering stops there
         if page is None:
             continue
         builder = BlockBuilder(page, number, seed)
@@ -163,6 +178,8 @@ def analysis_blocks(
         if "QUERIES" in features and queries:
             extra = {f.type: f.value for f in analyze_page(page).summary}
             builder.queries(queries, extra)
+        if image is not None:
+            builder.signatures(signatures.detect(image, page))
         blocks.extend(builder.blocks)
     return blocks
 

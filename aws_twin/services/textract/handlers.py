@@ -41,7 +41,7 @@ class TextractService(TwinService):
         queries = (params.get("QueriesConfig") or {}).get("Queries")
         return {
             "DocumentMetadata": {"Pages": doc.pages},
-            "Blocks": engine.analysis_blocks(pages, engine.seed_of(doc), features, queries),
+            "Blocks": engine.analysis_blocks(pages, engine.seed_of(doc), features, queries, doc),
             "AnalyzeDocumentModelVersion": engine.MODEL_VERSION,
         }
 

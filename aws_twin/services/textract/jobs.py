@@ -143,7 +143,7 @@ class JobStore:
             elif job.kind == "analysis":
                 features = job.params.get("FeatureTypes") or []
                 queries = (job.params.get("QueriesConfig") or {}).get("Queries")
-                job.results = engine.analysis_blocks(pages, seed, features, queries)
+                job.results = engine.analysis_blocks(pages, seed, features, queries, doc)
             else:
                 job.results = engine.expense_documents(pages, seed)
             if failed:
@@ -248,16 +248,6 @@ def _check_features(params: dict) -> None:
     features = params.get("FeatureTypes") or []
     if not features:
         raise documents.invalid_parameter("FeatureTypes must name at least one feature.")
-    if "SIGNATURES" in features:
-        # no signature detector here: refusing beats answering a page with no SIGNATURE blocks
-        raise AwsError(
-            "NotImplemented",
-            "FeatureTypes SIGNATURES is not implemented by aws_twin: it has no signature detector and"
-            " will not answer 'no signatures' for a page it cannot read for them. Leave SIGNATURES out"
-            " (LAYOUT, FORMS, TABLES and QUERIES are real) or run on AWS.",
-            501,
-            sender_fault=False,
-        )
     if "QUERIES" in features and not (params.get("QueriesConfig") or {}).get("Queries"):
         raise documents.invalid_parameter("FeatureTypes QUERIES needs QueriesConfig.Queries.")
     if params.get("QueriesConfig") and "QUERIES" not in features:
