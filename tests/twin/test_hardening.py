@@ -258,6 +258,33 @@ def test_drop_response_executes_the_request_and_loses_the_answer(faults, sm):
     assert len(sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]) == 2
 
 
+def test_a_create_retried_by_botocore_after_a_lost_answer_gets_what_it_made(faults, sm):
+    """CreateModelPackage's ClientToken (botocore fills it in each call and sends it again on its
+    retries): a retry of a create whose answer was lost gets the version the first request
+    registered, as SageMaker answers; another call (a new token) registers another version."""
+    group = f"token-{uuid.uuid4().hex[:8]}"
+    sm.create_model_package_group(ModelPackageGroupName=group)
+    package = {
+        "ModelPackageGroupName": group,
+        "InferenceSpecification": {
+            "Containers": [{"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    }
+    faults.set_faults("sagemaker:CreateModelPackage:drop=1,times=1")
+    retried = faults.client("sagemaker", config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
+    arn = retried.create_model_package(**package)["ModelPackageArn"]
+    assert faults.control("faults")["counters"]["dropped"] == 1  # the first answer was lost
+    listed = sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+    assert [p["ModelPackageArn"] for p in listed] == [arn]
+    token = uuid.uuid4().hex
+    again = [sm.create_model_package(**package, ClientToken=token)["ModelPackageArn"] for _ in range(2)]
+    assert again[0] == again[1] != arn
+    listed = sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+    assert sorted(p["ModelPackageArn"] for p in listed) == sorted([arn, again[0]])
+
+
 def test_reset_closes_the_connection_and_standard_retries_ride_it_out(faults):
     faults.set_faults("sts:GetCallerIdentity:reset=1,times=2")
     with pytest.raises((ConnectionClosedError, EndpointConnectionError)):
