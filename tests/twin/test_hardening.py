@@ -234,13 +234,9 @@ def test_fault_rules_name_botocore_services_and_reach_the_a2i_runtime(faults):
     assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
-def test_drop_response_executes_the_request_and_loses_the_answer(faults, sm):
-    """What the provider must survive: botocore retries a create whose first answer was lost, and
-    the create has happened twice."""
-    group = f"drop-{uuid.uuid4().hex[:8]}"
-    sm.create_model_package_group(ModelPackageGroupName=group)
-    faults.set_faults("sagemaker:CreateModelPackage:drop=1,times=1")
-    package = {
+def _package(group: str) -> dict:
+    """A CreateModelPackage request for a version in ``group``."""
+    return {
         "ModelPackageGroupName": group,
         "InferenceSpecification": {
             "Containers": [{"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"}],
@@ -248,6 +244,15 @@ def test_drop_response_executes_the_request_and_loses_the_answer(faults, sm):
             "SupportedResponseMIMETypes": ["text/csv"],
         },
     }
+
+
+def test_drop_response_executes_the_request_and_loses_the_answer(faults, sm):
+    """What the provider must survive: botocore retries a create whose first answer was lost, and
+    the create has happened twice."""
+    group = f"drop-{uuid.uuid4().hex[:8]}"
+    sm.create_model_package_group(ModelPackageGroupName=group)
+    faults.set_faults("sagemaker:CreateModelPackage:drop=1,times=1")
+    package = _package(group)
     with pytest.raises(ClientError) as lost:
         faults.client("sagemaker", config=NO_RETRIES).create_model_package(**package)
     assert lost.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
@@ -264,14 +269,7 @@ def test_a_create_retried_by_botocore_after_a_lost_answer_gets_what_it_made(faul
     registered, as SageMaker answers; another call (a new token) registers another version."""
     group = f"token-{uuid.uuid4().hex[:8]}"
     sm.create_model_package_group(ModelPackageGroupName=group)
-    package = {
-        "ModelPackageGroupName": group,
-        "InferenceSpecification": {
-            "Containers": [{"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"}],
-            "SupportedContentTypes": ["text/csv"],
-            "SupportedResponseMIMETypes": ["text/csv"],
-        },
-    }
+    package = _package(group)
     faults.set_faults("sagemaker:CreateModelPackage:drop=1,times=1")
     retried = faults.client("sagemaker", config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
     arn = retried.create_model_package(**package)["ModelPackageArn"]
