@@ -385,8 +385,9 @@ def churn_xgboost_pipeline():
             waiter_delay=WAITER_DELAY,
             waiter_max_attempts=WAITER_MAX_ATTEMPTS,
             stop_job_run_on_kill=True,
-            # one run per task: StartJobRun is sent once, a lost answer is followed by a look-up of
-            # the run tagged --airflow_task_uuid, and a retried try attaches to that run
+            # one run per task: botocore retries StartJobRun; when the retry meets the run its lost
+            # answer started (ConcurrentRunsExceededException), the run tagged --airflow_task_uuid
+            # is looked up and waited for, and a retried try attaches to that run
             # (GlueJobReasonOperator, a GlueJobOnceOperator, forces the provider's resume_glue_job_on_retry on)
         )
         prepared >> preprocess

@@ -566,16 +566,20 @@ def test_glue_job_operator_retry_reattaches_to_its_run(airflow_aws_conn, s3, glu
 
 
 def test_glue_once_operator_starts_one_run_when_the_answer_is_lost(airflow_aws_conn, twin, s3, glue, gbucket):
-    """StartJobRun executed, its answer lost (the twin's drop_response fault): the provider's
-    GlueJobOperator retries it (a second run, or ConcurrentRunsExceededException); GlueJobOnceOperator
-    finds the run by its --airflow_task_uuid and waits for that one. A later try of the task, once the
-    run has SUCCEEDED, starts nothing."""
+    """StartJobRun executed, its answer lost (the twin's drop_response fault): botocore retries it, and
+    the retry meets ConcurrentRunsExceededException (the first request's run holds the job's one
+    slot); GlueJobOnceOperator finds the run by its --airflow_task_uuid and waits for that one. A later
+    try of the task, once the run has SUCCEEDED, starts nothing. (The script sleeps 3 s first: a real
+    Glue run lasts far longer than botocore's first retry delay, at most 1 s; a twin run of a bare
+    script can end within it, and a retry after the run ended would start a second run.)"""
     from aws_ml_provider.operators.glue import GlueJobOnceOperator
 
     job_name = f"once-{uuid.uuid4().hex[:8]}"
     key = f"once/{uuid.uuid4().hex}.txt"
     script_uri = f"s3://{gbucket}/scripts/write_marker.py"
-    s3.put_object(Bucket=gbucket, Key="scripts/write_marker.py", Body=WRITER.encode())
+    s3.put_object(
+        Bucket=gbucket, Key="scripts/write_marker.py", Body=("import time\ntime.sleep(3)\n" + WRITER).encode()
+    )
 
     def operator() -> GlueJobOnceOperator:
         return GlueJobOnceOperator(
@@ -592,12 +596,16 @@ def test_glue_once_operator_starts_one_run_when_the_answer_is_lost(airflow_aws_c
             job_poll_interval=0.5,
         )
 
+    starts = f"{twin.airflow_connection()['login']} glue:StartJobRun"
+    before = twin.control("state")["calls"].get(starts, 0)
     twin.set_faults("glue:StartJobRun:drop=1,times=1")
     try:
         run_id = operator().execute({"ti": _TaskInstance()})
         assert twin.control("faults")["counters"]["dropped"] == 1
     finally:
         twin.control("faults", "DELETE")
+    # the lost one and botocore's retry (ConcurrentRunsExceededException), no start of the operator's own
+    assert twin.control("state")["calls"].get(starts, 0) - before == 2
     runs = glue.get_job_runs(JobName=job_name)["JobRuns"]
     assert [(r["Id"], r["JobRunState"]) for r in runs] == [(run_id, "SUCCEEDED")]
     assert (

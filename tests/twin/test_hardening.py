@@ -234,13 +234,9 @@ def test_fault_rules_name_botocore_services_and_reach_the_a2i_runtime(faults):
     assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
-def test_drop_response_executes_the_request_and_loses_the_answer(faults, sm):
-    """What the provider must survive: botocore retries a create whose first answer was lost, and
-    the create has happened twice."""
-    group = f"drop-{uuid.uuid4().hex[:8]}"
-    sm.create_model_package_group(ModelPackageGroupName=group)
-    faults.set_faults("sagemaker:CreateModelPackage:drop=1,times=1")
-    package = {
+def _package(group: str) -> dict:
+    """A CreateModelPackage request for a version in ``group``."""
+    return {
         "ModelPackageGroupName": group,
         "InferenceSpecification": {
             "Containers": [{"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"}],
@@ -248,6 +244,15 @@ def test_drop_response_executes_the_request_and_loses_the_answer(faults, sm):
             "SupportedResponseMIMETypes": ["text/csv"],
         },
     }
+
+
+def test_drop_response_executes_the_request_and_loses_the_answer(faults, sm):
+    """What the provider must survive: botocore retries a create whose first answer was lost, and
+    the create has happened twice."""
+    group = f"drop-{uuid.uuid4().hex[:8]}"
+    sm.create_model_package_group(ModelPackageGroupName=group)
+    faults.set_faults("sagemaker:CreateModelPackage:drop=1,times=1")
+    package = _package(group)
     with pytest.raises(ClientError) as lost:
         faults.client("sagemaker", config=NO_RETRIES).create_model_package(**package)
     assert lost.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
@@ -256,6 +261,26 @@ def test_drop_response_executes_the_request_and_loses_the_answer(faults, sm):
     assert len(listed) == 1  # executed although the caller saw an error
     sm.create_model_package(**package)  # times=1: spent
     assert len(sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]) == 2
+
+
+def test_a_create_retried_by_botocore_after_a_lost_answer_gets_what_it_made(faults, sm):
+    """CreateModelPackage's ClientToken (botocore fills it in each call and sends it again on its
+    retries): a retry of a create whose answer was lost gets the version the first request
+    registered, as SageMaker answers; another call (a new token) registers another version."""
+    group = f"token-{uuid.uuid4().hex[:8]}"
+    sm.create_model_package_group(ModelPackageGroupName=group)
+    package = _package(group)
+    faults.set_faults("sagemaker:CreateModelPackage:drop=1,times=1")
+    retried = faults.client("sagemaker", config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
+    arn = retried.create_model_package(**package)["ModelPackageArn"]
+    assert faults.control("faults")["counters"]["dropped"] == 1  # the first answer was lost
+    listed = sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+    assert [p["ModelPackageArn"] for p in listed] == [arn]
+    token = uuid.uuid4().hex
+    again = [sm.create_model_package(**package, ClientToken=token)["ModelPackageArn"] for _ in range(2)]
+    assert again[0] == again[1] != arn
+    listed = sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+    assert sorted(p["ModelPackageArn"] for p in listed) == sorted([arn, again[0]])
 
 
 def test_reset_closes_the_connection_and_standard_retries_ride_it_out(faults):

@@ -750,9 +750,10 @@ def lose(twin):
 
 @pytest.mark.slow  # about a minute: make test leaves it out, CI runs it
 def test_creates_happen_once_when_their_answers_are_lost(airflow_aws_conn, twin, sm, trained, lose, churn):
-    """Every create the churn DAG sends, with its first answer lost: one model package version (the
-    provider's register operator alone registers two), one model, one endpoint config, one training
-    job (attached to, not a failed "name in use" retry), one endpoint create and one update."""
+    """Every create the churn DAG sends, with its first answer lost: one model package version
+    (botocore's retry carries the first request's ClientToken), one model and one endpoint config
+    (botocore's retry meets "already existing", the look-up attaches), one training job (attached
+    to, not a failed "name in use" retry), one endpoint create and one update."""
     from aws_ml_provider.operators.sagemaker_deploy import (
         SageMakerEndpointConfigIfAbsentOperator,
         SageMakerEndpointOnceOperator,

@@ -6,5 +6,5 @@ cannot run answers NotImplemented (``handlers.REFUSED``). See docs/twin-sagemake
 
 ``handlers.py`` / ``runtime.py`` hold the operations; ``training.py``, ``processing.py``,
 ``transform.py``, ``tuning.py``, ``hosting.py``, ``registry.py``, ``capture.py``, ``images.py`` and
-``xgb.py`` do the work (no wire format).
+``xgb.py`` do the work (no wire format); ``jobs.py`` is the job runner the four job engines share.
 """

@@ -204,12 +204,6 @@ class SageMakerService(TwinService):
         return {key: [j.summary() for j in chunk]} | more
 
     # ---- training -------------------------------------------------------------------------
-    def _job(self, name: str) -> TrainingJob:
-        job = self.training.jobs.get(name)
-        if job is None:
-            raise AwsError("ValidationException", "Requested resource not found.")
-        return job
-
     def create_training_job(self, ctx, params):
         name = params["TrainingJobName"]
         arn = ctx.arn(f"training-job/{name.lower()}")
@@ -221,24 +215,21 @@ class SageMakerService(TwinService):
             raise AwsError(
                 "ValidationException", "AlgorithmSpecification needs a TrainingImage or an AlgorithmName."
             )
-        with self.training.lock:
-            if name in self.training.jobs:
-                raise AwsError(
-                    "ResourceInUse",
-                    "Training job names must be unique within an AWS account and region, and a training job "
-                    f"with this name already exists ({arn})",
-                )
-            job = TrainingJob(
-                name=name, arn=arn, region=ctx.region, request=copy.deepcopy(params), creation_time=now()
-            )
-            self.training.start(job)
+        job = TrainingJob(
+            name=name, arn=arn, region=ctx.region, request=copy.deepcopy(params), creation_time=now()
+        )
+        self.training.start(
+            job,
+            exists="Training job names must be unique within an AWS account and region, and a training job "
+            f"with this name already exists ({arn})",
+        )
         return {"TrainingJobArn": arn}
 
     def describe_training_job(self, ctx, params):
-        return self._job(params["TrainingJobName"]).describe()
+        return self.training.job(params["TrainingJobName"]).describe()
 
     def stop_training_job(self, ctx, params):
-        return self._stop_in_progress(self.training, self._job(params["TrainingJobName"]), "training")
+        return self._stop_in_progress(self.training, self.training.job(params["TrainingJobName"]), "training")
 
     def list_training_jobs(self, ctx, params):
         return self._list_jobs(self.training.jobs.values(), params, "TrainingJobSummaries")

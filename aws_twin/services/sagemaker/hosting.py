@@ -25,8 +25,8 @@ from typing import Any
 from ...core.errors import AwsError
 from .capture import CaptureWriter
 from .images import NOT_XGBOOST, xgboost_version
+from .jobs import LogWriter, now, split_s3
 from .registry import Registry
-from .training import LogWriter, now, split_s3
 from .xgb import one_line
 
 log = logging.getLogger("aws_twin.sagemaker")

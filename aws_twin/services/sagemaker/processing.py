@@ -22,30 +22,25 @@ runs the container's work as the scikit-learn image would, as a local process:
    an error -> ``Failed`` with ``FailureReason`` ``AlgorithmError: <the exception's last line>``
    (or the exit code); StopProcessingJob -> ``Stopping`` -> ``Stopped`` (process group killed);
    ``StoppingCondition.MaxRuntimeInSeconds`` -> ``Stopped`` with a FailureReason saying so.
+
+The launch, the log stream, the status, stop and timing fields are the shared job runner's (``jobs.py``).
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
-import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ...core.errors import AwsError
 from .images import NOT_SKLEARN, sklearn_version
-from .training import LogWriter, split_s3
-
-log = logging.getLogger("aws_twin.sagemaker")
+from .jobs import Job, JobEngine, JobFailed, LogWriter, error_code, list_input, now, split_s3
 
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "processing_launch.py")
@@ -53,18 +48,6 @@ _OPT_ML = re.compile(r"(?<![\w./-])/opt/ml(?=/|$|[^\w.-])")
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 LOCAL_ROOT = "/opt/ml/processing"
 TERMINAL = ("Completed", "Failed", "Stopped")
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class JobFailed(Exception):
-    pass
-
-
-class JobStopped(Exception):
-    pass
 
 
 def _not_implemented(what: str) -> AwsError:
@@ -121,22 +104,8 @@ def validate_request(params: dict) -> None:
 
 
 @dataclass
-class ProcessingJob:
-    name: str
-    arn: str
-    region: str
-    request: dict
-    creation_time: dt.datetime
-    status: str = "InProgress"
-    failure_reason: str | None = None
+class ProcessingJob(Job):
     exit_message: str | None = None
-    last_modified: dt.datetime | None = None
-    start_time: dt.datetime | None = None
-    end_time: dt.datetime | None = None
-    stop_reason: str | None = None  # "user" | "max_runtime"
-    process: subprocess.Popen | None = None
-    log_stream: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def describe(self) -> dict:
         req = self.request
@@ -194,117 +163,40 @@ def _relative_key(key: str, prefix: str) -> str:
     return key[prefix.rfind("/") + 1 :]
 
 
-class ProcessingEngine:
-    def __init__(self, twin, scratch: str):
-        self.twin = twin
-        self.scratch = scratch
-        self.jobs: dict[str, ProcessingJob] = {}
-        self.lock = threading.RLock()
+class ProcessingEngine(JobEngine):
+    kind = "processing"
+    log_group = LOG_GROUP
+    work_folder = "processing"
 
-    # ---- lifecycle ------------------------------------------------------------------------
     def create(self, ctx, params: dict) -> ProcessingJob:
         name = params["ProcessingJobName"]
         arn = ctx.arn(f"processing-job/{name.lower()}")
         validate_request(params)
-        with self.lock:
-            if name in self.jobs:
-                raise AwsError(
-                    "ResourceInUse",
-                    f"Processing job names must be unique within an AWS account and region, and a "
-                    f"processing job with this name already exists ({arn})",
-                )
-            job = ProcessingJob(
-                name=name, arn=arn, region=ctx.region, request=copy.deepcopy(params), creation_time=now()
-            )
-            self.jobs[name] = job
-        self.twin.background(self.run, job)
+        job = ProcessingJob(
+            name=name, arn=arn, region=ctx.region, request=copy.deepcopy(params), creation_time=now()
+        )
+        self.start(
+            job,
+            exists=f"Processing job names must be unique within an AWS account and region, and a "
+            f"processing job with this name already exists ({arn})",
+        )
         return job
 
-    def job(self, name: str) -> ProcessingJob:
-        job = self.jobs.get(name)
-        if job is None:
-            raise AwsError("ValidationException", f"Could not find requested job with name {name}")
-        return job
+    def end_process(self, proc, kill: bool = False) -> None:
+        _kill(proc)  # the program's whole process group, at once
 
-    def stop(self, job: ProcessingJob, reason: str = "user") -> None:
-        with job.lock:
-            if job.status != "InProgress":
-                return
-            job.status = "Stopping"
-            job.stop_reason = reason
-            job.last_modified = now()
-            proc = job.process
-        if proc is not None:
-            _kill(proc)
+    def on_finish(self, job: ProcessingJob, status: str) -> None:
+        if status == "Stopped" and job.stop_reason == "max_runtime":
+            seconds = job.request["StoppingCondition"]["MaxRuntimeInSeconds"]
+            job.failure_reason = f"Processing job exceeded MaxRuntimeInSeconds ({seconds} s) and was stopped."
 
-    def shutdown(self) -> None:
-        with self.lock:
-            jobs = list(self.jobs.values())
-        for job in jobs:
-            if job.process is not None:
-                _kill(job.process)
-
-    # ---- the job --------------------------------------------------------------------------
-    def run(self, job: ProcessingJob) -> None:
-        work = os.path.join(self.scratch, "processing", f"{job.name}-{int(time.time() * 1000)}")
-        root = os.path.abspath(work)
-        os.makedirs(root, exist_ok=True)
-        timer = None
-        max_runtime = (job.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
-        if max_runtime:
-            timer = threading.Timer(float(max_runtime), self.stop, args=(job, "max_runtime"))
-            timer.daemon = True
-            timer.start()
-        logs = None
-        try:
-            job.start_time = now()
-            job.log_stream = f"{job.name}/algo-1-{int(time.time())}"
-            logs = LogWriter(self.twin.client("logs", job.region), LOG_GROUP, job.log_stream)
-            self._config_files(job, root)
-            self._download(job, root, logs)
-            self._check_stop(job)
-            self._execute(job, root, logs)
-            self._check_stop(job)
-            self._upload(job, root, logs)
-            self._finish(job, "Completed")
-        except JobStopped:
-            if job.stop_reason == "max_runtime":
-                job.failure_reason = (
-                    f"Processing job exceeded MaxRuntimeInSeconds ({max_runtime} s) and was stopped."
-                )
-            self._finish(job, "Stopped")
-        except JobFailed as exc:
-            if job.stop_reason:
-                self._finish(job, "Stopped")
-            else:
-                job.failure_reason = str(exc)
-                if logs:
-                    logs.write(str(exc))
-                self._finish(job, "Failed")
-        except Exception as exc:  # a twin bug: still end the job, readably
-            log.exception("processing job %s crashed", job.name)
-            job.failure_reason = (
-                f"InternalServerError: the twin failed running the job: {type(exc).__name__}: {exc}"
-            )
-            self._finish(job, "Failed")
-        finally:
-            if timer:
-                timer.cancel()
-            if logs:
-                logs.flush()
-            shutil.rmtree(work, ignore_errors=True)
-
-    def _finish(self, job: ProcessingJob, status: str) -> None:
-        stamp = now()
-        with job.lock:
-            job.end_time = stamp
-            job.last_modified = stamp
-            job.status = status
-            job.process = None
-
-    def _check_stop(self, job: ProcessingJob) -> None:
-        if job.stop_reason:
-            raise JobStopped()
+    def body(self, job: ProcessingJob, root: str, logs: LogWriter) -> None:
+        self._config_files(job, root)
+        self._download(job, root, logs)
+        self.check_stop(job)
+        self._execute(job, root, logs)
+        self.check_stop(job)
+        self._upload(job, root, logs)
 
     def _config_files(self, job: ProcessingJob, root: str) -> None:
         config = os.path.join(root, "opt", "ml", "config")
@@ -323,15 +215,7 @@ class ProcessingEngine:
             bucket, prefix = split_s3(uri)
             target = root + os.path.normpath(source["LocalPath"])
             os.makedirs(target, exist_ok=True)
-            keys = []
-            try:
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                    keys += [o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
-            except Exception as exc:
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-                raise JobFailed(f"ClientError: cannot list {uri} (input {name!r}): {code}") from None
-            if not keys:
-                raise JobFailed(f"ClientError: no objects found under {uri} (input {name!r})")
+            keys = list_input(s3, uri, f" (input {name!r})")
             for key in sorted(keys):
                 relative = _relative_key(key, prefix)
                 local = os.path.normpath(os.path.join(target, relative))
@@ -388,36 +272,13 @@ class ProcessingEngine:
             )
         except OSError as exc:
             raise JobFailed(f"ClientError: cannot start {command[0]!r}: {exc.strerror}") from None
-        with job.lock:
-            job.process = proc
-            stopping = job.stop_reason is not None
-        if stopping:
-            _kill(proc)
-        done = threading.Event()
-
-        def flush_now_and_then() -> None:  # a quiet program's last lines reach the log within a second
-            while not done.wait(1.0):
-                logs.flush()
-
-        flusher = threading.Thread(target=flush_now_and_then, name=f"logs-{job.name}", daemon=True)
-        flusher.start()
-        tail: list[str] = []
-        try:
-            for line in proc.stdout:
-                line = line.rstrip("\n")
-                logs.write(line)
-                if line.strip():
-                    tail = (tail + [line])[-5:]
-            proc.wait()
-        finally:
-            done.set()
-        logs.flush()
+        self.launch(job, proc)
+        tail = [line for _, line in self.stream(job, proc, logs, keep=200) if line.strip()]
         message = os.path.join(root, "opt", "ml", "output", "message")
         if os.path.isfile(message):
             with open(message, encoding="utf-8", errors="replace") as fh:
                 job.exit_message = fh.read(1024) or None
-        if job.stop_reason:
-            raise JobStopped()
+        self.check_stop(job)
         if proc.returncode != 0:
             reason = ""
             if os.path.isfile(reason_file):
@@ -447,9 +308,9 @@ class ProcessingEngine:
                     try:
                         s3.upload_file(path, bucket, key)
                     except Exception as exc:
-                        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
                         raise JobFailed(
-                            f"ClientError: cannot upload output {name!r} to s3://{bucket}/{key}: {code}"
+                            f"ClientError: cannot upload output {name!r} to s3://{bucket}/{key}: "
+                            + error_code(exc)
                         ) from None
                     count += 1
             logs.write(f"aws_twin: output {name}: {count} file(s) to {target['S3Uri']}")

@@ -115,6 +115,9 @@ class Registry:
         self.lock = threading.RLock()
         self.groups: dict[str, PackageGroup] = {}
         self.packages: dict[str, ModelPackage] = {}  # by ARN
+        #: (account, region, ClientToken) -> the ARN its CreateModelPackage made (botocore fills the
+        #: token in every call and keeps it across its retries: a retried create gets the first ARN)
+        self.client_tokens: dict[tuple[str, str, str], str] = {}
 
     # ---- groups ---------------------------------------------------------------------------
     def create_group(self, ctx, params: dict) -> PackageGroup:
@@ -154,7 +157,11 @@ class Registry:
     # ---- packages -------------------------------------------------------------------------
     def create_package(self, ctx, params: dict) -> ModelPackage:
         group_name = params.get("ModelPackageGroupName")
+        token = (ctx.account_id, ctx.region, params["ClientToken"]) if params.get("ClientToken") else None
         with self.lock:
+            earlier = self.packages.get(self.client_tokens.get(token, "")) if token else None
+            if earlier is not None:
+                return earlier  # the same request again (its answer was lost): what it made
             if group_name:
                 group = self.group(ctx, group_name)
                 version = group.next_version
@@ -192,6 +199,8 @@ class Registry:
                 )
             package.customer_metadata = dict(params.get("CustomerMetadataProperties") or {})
             self.packages[arn] = package
+            if token:
+                self.client_tokens[token] = arn
         return package
 
     def package(self, ctx, name_or_arn: str) -> ModelPackage:

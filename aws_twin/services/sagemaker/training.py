@@ -7,7 +7,8 @@ the work dir) -> Training (a worker process forked from a parent that has import
 ``<job>/algo-1-<epoch>``)
 -> Uploading (``<S3OutputPath>/<job>/output/model.tar.gz`` holding ``xgboost-model``) -> Completed.
 Failed carries a FailureReason a person can act on; StopTrainingJob kills the worker -> Stopped;
-StoppingCondition.MaxRuntimeInSeconds -> Stopped / MaxRuntimeExceeded.
+StoppingCondition.MaxRuntimeInSeconds -> Stopped / MaxRuntimeExceeded. The launch, the log
+stream, the status, stop and timing fields are the shared job runner's (``jobs.py``).
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ import io
 import json
 import logging
 import os
-import shutil
 import tarfile
 import tempfile
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...core.errors import AwsError
 from .images import NOT_XGBOOST, xgboost_version
+from .jobs import Job, JobEngine, JobFailed, LogWriter, error_code, list_input, now, split_s3
 from .workers import Worker
 
 log = logging.getLogger("aws_twin.sagemaker")
@@ -95,35 +95,11 @@ _MESSAGES = {
 }
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(UTC)
-
-
-def split_s3(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
-
-
 @dataclass
-class TrainingJob:
-    name: str
-    arn: str
-    region: str
-    request: dict
-    creation_time: dt.datetime
-    status: str = "InProgress"
+class TrainingJob(Job):
     secondary: str = "Starting"
     transitions: list[dict] = field(default_factory=list)
-    failure_reason: str | None = None
-    last_modified: dt.datetime | None = None
-    start_time: dt.datetime | None = None
-    end_time: dt.datetime | None = None
     metrics: list[dict] = field(default_factory=list)
-    stop_reason: str | None = None  # "user" | "max_runtime"
-    process: Worker | None = None
-    log_stream: str | None = None
     #: the job's worker process id, and whether the worker found xgboost imported when it started
     #: (forked from the warm parent): the twin's state reports both
     worker_pid: int | None = None
@@ -132,7 +108,6 @@ class TrainingJob:
     tuning_job_arn: str | None = None
     #: (epoch seconds, line) of the worker's output, for the metric definitions
     log_lines: list = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def artifact_uri(self) -> str:
@@ -214,141 +189,41 @@ class TrainingJob:
         return {k: v for k, v in out.items() if v is not None}
 
 
-class JobStopped(Exception):
-    pass
+class TrainingEngine(JobEngine):
+    kind = "training"
+    log_group = LOG_GROUP
+    work_folder = "training"
 
+    def not_found(self, name: str) -> AwsError:
+        return AwsError("ValidationException", "Requested resource not found.")
 
-class JobFailed(Exception):
-    pass
-
-
-class LogWriter:
-    """Lines to one CloudWatch Logs stream, sent in small batches (thread-safe: a job's reader
-    thread writes while a timer may flush)."""
-
-    def __init__(self, logs_client, group: str, stream: str):
-        self.client = logs_client
-        self._lock = threading.Lock()
-        self.group = group
-        self.stream = stream
-        self.pending: list[dict] = []
-        self.last_flush = time.monotonic()
-        self.ok = True
-        try:
-            try:
-                self.client.create_log_group(logGroupName=group)
-            except self.client.exceptions.ResourceAlreadyExistsException:
-                pass
-            self.client.create_log_stream(logGroupName=group, logStreamName=stream)
-        except Exception:  # logs are a side channel: never fail a job for them
-            log.exception("cannot create log stream %s %s", group, stream)
-            self.ok = False
-
-    def write(self, message: str) -> None:
-        with self._lock:
-            self.pending.append({"timestamp": int(time.time() * 1000), "message": message})
-            due = len(self.pending) >= 200 or time.monotonic() - self.last_flush > 0.5
-        if due:
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            if not self.pending or not self.ok:
-                self.pending.clear()
-                return
-            batch, self.pending = self.pending, []
-            self.last_flush = time.monotonic()
-        try:
-            self.client.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=batch)
-        except Exception:
-            log.exception("cannot write training logs to %s", self.stream)
-
-
-class TrainingEngine:
-    def __init__(self, twin, scratch: str):
-        self.twin = twin
-        self.scratch = scratch
-        self.jobs: dict[str, TrainingJob] = {}
-        self.lock = threading.RLock()
-
-    # ---- lifecycle ------------------------------------------------------------------------
-    def start(self, job: TrainingJob) -> None:
-        with self.lock:
-            self.jobs[job.name] = job
+    def on_start(self, job: TrainingJob) -> None:
         job.transition("Starting")
-        self.twin.background(self.run, job)
 
-    def stop(self, job: TrainingJob, reason: str = "user") -> None:
-        with job.lock:
-            if job.status != "InProgress":
-                return
-            job.status = "Stopping"
-            job.stop_reason = reason
-            proc = job.process
+    def on_stopping(self, job: TrainingJob) -> None:
         job.transition("Stopping")
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
 
-    def shutdown(self) -> None:
-        with self.lock:
-            jobs = list(self.jobs.values())
-        for job in jobs:
-            proc = job.process
-            if proc is not None and proc.poll() is None:
-                proc.kill()
+    def on_finish(self, job: TrainingJob, status: str) -> None:
+        if status == "Stopped":
+            job.transition("MaxRuntimeExceeded" if job.stop_reason == "max_runtime" else "Stopped")
+        else:
+            job.transition(status)
 
-    # ---- the job --------------------------------------------------------------------------
-    def run(self, job: TrainingJob) -> None:
-        work = os.path.join(self.scratch, "training", f"{job.name}-{int(time.time() * 1000)}")
-        os.makedirs(work, exist_ok=True)
-        timer = None
-        max_runtime = (job.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
-        if max_runtime:
-            timer = threading.Timer(float(max_runtime), self.stop, args=(job, "max_runtime"))
-            timer.daemon = True
-            timer.start()
-        logs = None
-        try:
-            job.start_time = now()
-            image = (job.request.get("AlgorithmSpecification") or {}).get("TrainingImage")
-            job.log_stream = f"{job.name}/algo-1-{int(time.time())}"
-            logs = LogWriter(self.twin.client("logs", job.region), LOG_GROUP, job.log_stream)
-            if xgboost_version(image) is None:
-                algo = (job.request.get("AlgorithmSpecification") or {}).get("AlgorithmName")
-                raise JobFailed("ClientError: " + NOT_XGBOOST.format(image=image or algo or ""))
-            self._check_stop(job)
-            job.transition("Downloading")
-            channels = self._download(job, work, logs)
-            self._check_stop(job)
-            job.transition("Training")
-            result = self._train(job, work, channels, image, logs)
-            self._check_stop(job)
-            job.transition("Uploading")
-            self._upload(job, os.path.join(work, "model"))
-            job.metrics = self._metrics(job, result)
-            self._finish(job, "Completed")
-        except JobStopped:
-            self._finish(job, "Stopped")
-        except JobFailed as exc:
-            if job.stop_reason:
-                self._finish(job, "Stopped")
-            else:
-                job.failure_reason = str(exc)
-                if logs:
-                    logs.write(str(exc))
-                self._finish(job, "Failed")
-        except Exception as exc:  # a twin bug: still end the job, readably
-            log.exception("training job %s crashed", job.name)
-            job.failure_reason = (
-                f"InternalServerError: the twin failed running the job: {type(exc).__name__}: {exc}"
-            )
-            self._finish(job, "Failed")
-        finally:
-            if timer:
-                timer.cancel()
-            if logs:
-                logs.flush()
-            shutil.rmtree(work, ignore_errors=True)
+    def body(self, job: TrainingJob, work: str, logs: LogWriter) -> None:
+        image = (job.request.get("AlgorithmSpecification") or {}).get("TrainingImage")
+        if xgboost_version(image) is None:
+            algo = (job.request.get("AlgorithmSpecification") or {}).get("AlgorithmName")
+            raise JobFailed("ClientError: " + NOT_XGBOOST.format(image=image or algo or ""))
+        self.check_stop(job)
+        job.transition("Downloading")
+        channels = self._download(job, work, logs)
+        self.check_stop(job)
+        job.transition("Training")
+        result = self._train(job, work, channels, image, logs)
+        self.check_stop(job)
+        job.transition("Uploading")
+        self._upload(job, os.path.join(work, "model"))
+        job.metrics = self._metrics(job, result)
 
     def _metrics(self, job: TrainingJob, result: dict) -> list[dict]:
         """FinalMetricDataList (each definition's last value in the log; the worker's final
@@ -382,20 +257,6 @@ class TrainingEngine:
             for name, value in sorted(final.items())
         ]
 
-    def _finish(self, job: TrainingJob, status: str) -> None:
-        job.end_time = now()
-        if status == "Stopped":
-            job.transition("MaxRuntimeExceeded" if job.stop_reason == "max_runtime" else "Stopped")
-        else:
-            job.transition(status)
-        with job.lock:
-            job.status = status
-            job.process = None
-
-    def _check_stop(self, job: TrainingJob) -> None:
-        if job.stop_reason:
-            raise JobStopped()
-
     def _download(self, job: TrainingJob, work: str, logs: LogWriter) -> dict:
         s3 = self.twin.client("s3", job.region)
         channels = {}
@@ -414,18 +275,7 @@ class TrainingEngine:
                 bucket, prefix = split_s3(uri)
             except ValueError as exc:
                 raise JobFailed(f"ClientError: channel {name!r}: {exc}") from None
-            keys = []
-            try:
-                paginator = s3.get_paginator("list_objects_v2")
-                for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                    keys += [o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
-            except Exception as exc:
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-                raise JobFailed(f"ClientError: Data download failed: cannot list {uri}: {code}") from None
-            if not keys:
-                raise JobFailed(
-                    f"ClientError: Data download failed: no objects found under {uri} (channel {name!r})"
-                )
+            keys = list_input(s3, uri, f" (channel {name!r})", lead="Data download failed: ")
             target = os.path.join(work, "input", "data", name)
             os.makedirs(target, exist_ok=True)
             files = []
@@ -457,29 +307,15 @@ class TrainingEngine:
         with open(spec_path, "w", encoding="utf-8") as fh:
             json.dump(spec, fh)
         proc = Worker(spec_path, cwd=work, name=f"training-{job.name}")
-        with job.lock:
-            job.process = proc
-            job.worker_pid = proc.pid
-            stopping = job.stop_reason is not None
-        if stopping:
-            proc.terminate()
-        tail: list[str] = []
-        lines: list[tuple[float, str]] = []
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            logs.write(line)
-            lines.append((time.time(), line))
-            tail = (tail + [line])[-20:]
-        proc.wait()
-        job.log_lines = lines
-        logs.flush()
-        if job.stop_reason:
-            raise JobStopped()
+        job.worker_pid = proc.pid
+        self.launch(job, proc)
+        job.log_lines = self.stream(job, proc, logs)
+        self.check_stop(job)
         try:
             with open(spec["result_path"], encoding="utf-8") as fh:
                 result = json.load(fh)
         except (OSError, ValueError):
-            detail = " | ".join(tail[-5:])
+            detail = " | ".join(line for _, line in job.log_lines[-5:])
             raise JobFailed(
                 f"AlgorithmError: the XGBoost worker exited with code {proc.returncode}: {detail}"
             ) from None
@@ -497,8 +333,9 @@ class TrainingEngine:
         try:
             self.twin.client("s3", job.region).put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-            raise JobFailed(f"ClientError: cannot upload the model to {job.artifact_uri}: {code}") from None
+            raise JobFailed(
+                f"ClientError: cannot upload the model to {job.artifact_uri}: {error_code(exc)}"
+            ) from None
 
 
 def default_scratch(twin) -> str:

@@ -24,17 +24,15 @@ ValidationException. The job then runs in the background, as SageMaker's batch t
 
 Files are processed one after another (``MaxConcurrentTransforms`` is recorded, not parallel).
 StopTransformJob stops between mini-batches -> Stopped. An error -> Failed with a one-line reason.
+The log stream, the status, stop and timing fields are the shared job runner's (``jobs.py``).
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import gzip
-import logging
 import random
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -43,9 +41,7 @@ from ...core.errors import AwsError
 from . import xgb
 from .hosting import LoadError
 from .images import NOT_XGBOOST, xgboost_version
-from .training import LogWriter, now, split_s3
-
-log = logging.getLogger("aws_twin.sagemaker")
+from .jobs import Job, JobEngine, JobFailed, LogWriter, error_code, list_input, now, split_s3
 
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 _FILTER = re.compile(r"^\$(\[(?P<items>[0-9:, -]+)\])?$")
@@ -92,19 +88,7 @@ def apply_filter(selectors, record: str) -> str:
 
 
 @dataclass
-class TransformJob:
-    name: str
-    arn: str
-    region: str
-    request: dict
-    creation_time: dt.datetime
-    status: str = "InProgress"
-    failure_reason: str | None = None
-    last_modified: dt.datetime | None = None
-    start_time: dt.datetime | None = None
-    end_time: dt.datetime | None = None
-    stop_requested: bool = False
-
+class TransformJob(Job):
     def describe(self) -> dict:
         req = self.request
         out: dict[str, Any] = {
@@ -143,20 +127,13 @@ class TransformJob:
         return {k: v for k, v in out.items() if v is not None}
 
 
-class JobFailed(Exception):
-    pass
+class TransformEngine(JobEngine):
+    kind = "transform"
+    log_group = LOG_GROUP
 
-
-class JobStopped(Exception):
-    pass
-
-
-class TransformEngine:
     def __init__(self, twin, hosting):
-        self.twin = twin
+        super().__init__(twin)
         self.hosting = hosting
-        self.jobs: dict[str, TransformJob] = {}
-        self.lock = threading.RLock()
 
     def create(self, ctx, params: dict) -> TransformJob:
         name = params["TransformJobName"]
@@ -184,77 +161,34 @@ class TransformEngine:
         for uri in (source.get("S3Uri"), (params.get("TransformOutput") or {}).get("S3OutputPath")):
             if not str(uri or "").startswith("s3://"):
                 raise AwsError("ValidationException", f"{uri!r} must be an s3:// URI.")
-        with self.lock:
-            if name in self.jobs:
-                raise AwsError(
-                    "ResourceInUse",
-                    f"Transform job names must be unique within an AWS account and region, and a transform "
-                    f"job with this name already exists ({arn})",
-                )
-            job = TransformJob(name, arn, ctx.region, copy.deepcopy(params), now())
-            self.jobs[name] = job
-        self.twin.background(self.run, ctx, job, container)
+        job = TransformJob(name, arn, ctx.region, copy.deepcopy(params), now())
+        self.start(
+            job,
+            container,
+            exists=f"Transform job names must be unique within an AWS account and region, and a transform "
+            f"job with this name already exists ({arn})",
+        )
         return job
 
-    def job(self, name: str) -> TransformJob:
-        job = self.jobs.get(name)
-        if job is None:
-            raise AwsError("ValidationException", f"Could not find requested job with name {name}")
-        return job
-
-    def stop(self, job: TransformJob) -> None:
-        with self.lock:
-            if job.status != "InProgress":
-                return
-            job.status = "Stopping"
-            job.stop_requested = True
-            job.last_modified = now()
+    def log_stream_name(self, job: TransformJob) -> str:
+        instance = "i-" + "".join(random.choice("0123456789abcdef") for _ in range(17))
+        return f"{job.name}/{instance}-{int(time.time())}"
 
     # ---- the job --------------------------------------------------------------------------
-    def run(self, ctx, job: TransformJob, container: dict) -> None:
-        instance = "i-" + "".join(random.choice("0123456789abcdef") for _ in range(17))
-        logs = LogWriter(
-            self.twin.client("logs", job.region), LOG_GROUP, f"{job.name}/{instance}-{int(time.time())}"
-        )
+    def body(self, job: TransformJob, work, logs: LogWriter, container: dict) -> None:
+        url = container.get("ModelDataUrl") or (container.get("ModelDataSource") or {}).get(
+            "S3DataSource", {}
+        ).get("S3Uri")
+        if not url:
+            raise JobFailed(f"ClientError: model {job.request['ModelName']} has no ModelDataUrl")
         try:
-            job.start_time = now()
-            url = container.get("ModelDataUrl") or (container.get("ModelDataSource") or {}).get(
-                "S3DataSource", {}
-            ).get("S3Uri")
-            if not url:
-                raise JobFailed(f"ClientError: model {job.request['ModelName']} has no ModelDataUrl")
-            try:
-                booster = self.hosting.load_booster(url, "transform")
-            except LoadError as exc:
-                raise JobFailed(
-                    f"ClientError: {str(exc).removeprefix('Production variant transform: ')}"
-                ) from None
-            logs.write(f"aws_twin: model {job.request['ModelName']} loaded from {url}")
-            self._transform(job, booster, logs)
-            self._finish(job, "Completed")
-        except JobStopped:
-            self._finish(job, "Stopped")
-        except JobFailed as exc:
-            if job.stop_requested:
-                self._finish(job, "Stopped")
-            else:
-                job.failure_reason = " ".join(str(exc).split())[:1000]
-                logs.write(job.failure_reason)
-                self._finish(job, "Failed")
-        except Exception as exc:  # a twin bug: end the job readably
-            log.exception("transform job %s crashed", job.name)
-            job.failure_reason = (
-                f"InternalServerError: the twin failed running the job: {type(exc).__name__}: {exc}"
-            )
-            self._finish(job, "Failed")
-        finally:
-            logs.flush()
-
-    def _finish(self, job: TransformJob, status: str) -> None:
-        with self.lock:
-            job.end_time = now()
-            job.last_modified = job.end_time
-            job.status = status
+            booster = self.hosting.load_booster(url, "transform")
+        except LoadError as exc:
+            raise JobFailed(
+                f"ClientError: {str(exc).removeprefix('Production variant transform: ')}"
+            ) from None
+        logs.write(f"aws_twin: model {job.request['ModelName']} loaded from {url}")
+        self._transform(job, booster, logs)
 
     def _transform(self, job: TransformJob, booster, logs: LogWriter) -> None:
         req = job.request
@@ -264,15 +198,7 @@ class TransformEngine:
         out_bucket, out_prefix = split_s3(tout["S3OutputPath"])
         out_prefix = out_prefix.rstrip("/")
         s3 = self.twin.client("s3", job.region)
-        keys = []
-        try:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                keys += [o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
-        except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-            raise JobFailed(f"ClientError: cannot list {source['S3Uri']}: {code}") from None
-        if not keys:
-            raise JobFailed(f"ClientError: no objects found under {source['S3Uri']}")
+        keys = list_input(s3, source["S3Uri"])
         content_type = tin.get("ContentType") or "text/csv"
         accept = tout.get("Accept") or "text/csv"
         kind = xgb.media_type(accept)
@@ -285,8 +211,7 @@ class TransformEngine:
         join = processing.get("JoinSource", "None") == "Input"
         assemble_line = tout.get("AssembleWith", "None") == "Line"
         for key in sorted(keys):
-            if job.stop_requested:
-                raise JobStopped()
+            self.check_stop(job)
             raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             if tin.get("CompressionType") == "Gzip" or raw[:2] == b"\x1f\x8b":
                 try:
@@ -301,8 +226,7 @@ class TransformEngine:
             batches = self._batches(records, strategy, max_bytes, f"s3://{bucket}/{key}")
             responses = []
             for batch in batches:
-                if job.stop_requested:
-                    raise JobStopped()
+                self.check_stop(job)
                 try:
                     responses.append(
                         self._predict(booster, batch, content_type, accept, kind, in_filter, out_filter, join)
@@ -320,8 +244,9 @@ class TransformEngine:
             try:
                 s3.put_object(Bucket=out_bucket, Key=out_key, Body=body.encode(), ContentType=accept)
             except Exception as exc:
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-                raise JobFailed(f"ClientError: cannot write s3://{out_bucket}/{out_key}: {code}") from None
+                raise JobFailed(
+                    f"ClientError: cannot write s3://{out_bucket}/{out_key}: {error_code(exc)}"
+                ) from None
             logs.write(
                 f"aws_twin: s3://{bucket}/{key}: {len(records)} record(s) in {len(batches)} mini-batch(es) "
                 f"-> s3://{out_bucket}/{out_key}"

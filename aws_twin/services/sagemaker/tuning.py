@@ -18,17 +18,17 @@
   (Maximize / Minimize); ``TuningJobCompletionCriteria.TargetObjectiveMetricValue`` stops launching
   once reached. All candidates failed -> Failed; else Completed. Early stopping is not modelled.
 - ``WarmStartConfig``, several ``TrainingJobDefinitions`` and ``Autotune`` answer NotImplemented.
+
+The status, stop and timing fields are the shared job runner's (``jobs.py``).
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import itertools
 import logging
 import math
 import random
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -36,7 +36,8 @@ from typing import Any
 
 from ...core.errors import AwsError
 from .images import NOT_XGBOOST, xgboost_version
-from .training import TrainingJob, now
+from .jobs import Job, JobEngine, JobFailed, now
+from .training import TrainingJob
 
 log = logging.getLogger("aws_twin.sagemaker")
 
@@ -136,18 +137,8 @@ class Candidate:
 
 
 @dataclass
-class TuningJob:
-    name: str
-    arn: str
-    region: str
-    request: dict
-    creation_time: dt.datetime
-    status: str = "InProgress"
-    failure_reason: str | None = None
-    end_time: dt.datetime | None = None
-    last_modified: dt.datetime | None = None
+class TuningJob(Job):
     candidates: list[Candidate] = field(default_factory=list)
-    stop_requested: bool = False
 
     @property
     def config(self) -> dict:
@@ -252,12 +243,12 @@ class TuningJob:
         return {k: v for k, v in out.items() if v is not None}
 
 
-class TuningEngine:
+class TuningEngine(JobEngine):
+    kind = "tuning"
+
     def __init__(self, twin, training):
-        self.twin = twin
+        super().__init__(twin)
         self.training = training
-        self.jobs: dict[str, TuningJob] = {}
-        self.lock = threading.RLock()
 
     def create(self, ctx, params: dict) -> TuningJob:
         name = params["HyperParameterTuningJobName"]
@@ -283,31 +274,23 @@ class TuningEngine:
         points = candidates(config)
         if not points:
             raise AwsError("ValidationException", "The parameter ranges give no candidate to train.")
-        with self.lock:
-            if name in self.jobs:
-                raise AwsError("ResourceInUse", f"Hyperparameter tuning job {arn} already exists.")
-            job = TuningJob(name, arn, ctx.region, copy.deepcopy(params), now())
-            job.candidates = [Candidate(i + 1, p) for i, p in enumerate(points)]
-            self.jobs[name] = job
-        self.twin.background(self.run, ctx, job)
+        job = TuningJob(name, arn, ctx.region, copy.deepcopy(params), now())
+        job.candidates = [Candidate(i + 1, p) for i, p in enumerate(points)]
+        self.start(job, ctx, exists=f"Hyperparameter tuning job {arn} already exists.")
         return job
 
-    def job(self, name: str) -> TuningJob:
-        job = self.jobs.get(name)
-        if job is None:
-            raise AwsError("ResourceNotFound", f"Amazon SageMaker can't find a tuning job with name {name}")
-        return job
+    def not_found(self, name: str) -> AwsError:
+        return AwsError("ResourceNotFound", f"Amazon SageMaker can't find a tuning job with name {name}")
 
-    def stop(self, job: TuningJob) -> None:
-        with self.lock:
-            if job.status != "InProgress":
-                raise AwsError(
-                    "ValidationException",
-                    f"The request was rejected because the tuning job is in status {job.status}.",
-                )
-            job.status = "Stopping"
-            job.stop_requested = True
-            job.last_modified = now()
+    def stop(self, job: TuningJob, reason: str = "user") -> bool:
+        if not super().stop(job, reason):
+            raise AwsError(
+                "ValidationException",
+                f"The request was rejected because the tuning job is in status {job.status}.",
+            )
+        return True
+
+    def on_stopping(self, job: TuningJob) -> None:
         for c in job.launched():
             if c.job.status == "InProgress":
                 self.training.stop(c.job)
@@ -349,7 +332,7 @@ class TuningEngine:
         c.job = training
         self.training.start(training)
 
-    def run(self, ctx, job: TuningJob) -> None:
+    def body(self, job: TuningJob, work, logs, ctx) -> None:
         config = job.config
         limits = config.get("ResourceLimits") or {}
         parallel = max(1, int(limits.get("MaxParallelTrainingJobs") or 1))
@@ -362,47 +345,32 @@ class TuningEngine:
         strategy = config.get("Strategy", "Bayesian")
         if strategy in ("Bayesian", "Hyperband"):
             log.info("tuning job %s: strategy %s is sampled as Random by the twin", job.name, strategy)
-        try:
-            pending = list(job.candidates)
-            while True:
-                running = [c for c in job.launched() if c.job.status in ("InProgress", "Stopping")]
-                reached = False
-                if target is not None:
-                    best = job.best()
-                    value = best.objective(job.metric) if best else None
-                    reached = value is not None and (value >= target if job.maximize else value <= target)
-                timed_out = deadline is not None and time.monotonic() > deadline
-                if timed_out and not job.stop_requested:
-                    for c in running:
-                        self.training.stop(c.job)
-                if job.stop_requested or reached or timed_out:
-                    pending = []
-                while pending and len(running) < parallel:
-                    c = pending.pop(0)
-                    self._launch(ctx, job, c)
-                    running.append(c)
-                if not pending and not running:
-                    break
-                time.sleep(0.2)
-            job.candidates = [c for c in job.candidates if c.job is not None]
-            with self.lock:
-                if job.stop_requested:
-                    job.status = "Stopped"
-                elif job.best() is None:
-                    job.status = "Failed"
-                    reasons = {c.job.failure_reason for c in job.candidates if c.job.failure_reason}
-                    job.failure_reason = (
-                        f"All training jobs failed or did not report the objective metric {job.metric}"
-                        + (f": {sorted(reasons)[0]}" if reasons else ".")
-                    )[:1000]
-                else:
-                    job.status = "Completed"
-        except Exception as exc:  # a twin bug: end the job readably
-            log.exception("tuning job %s crashed", job.name)
-            job.status = "Failed"
-            job.failure_reason = (
-                f"InternalServerError: the twin failed running the job: {type(exc).__name__}: {exc}"
+        pending = list(job.candidates)
+        while True:
+            running = [c for c in job.launched() if c.job.status in ("InProgress", "Stopping")]
+            reached = False
+            if target is not None:
+                best = job.best()
+                value = best.objective(job.metric) if best else None
+                reached = value is not None and (value >= target if job.maximize else value <= target)
+            timed_out = deadline is not None and time.monotonic() > deadline
+            if timed_out and not job.stop_reason:
+                for c in running:
+                    self.training.stop(c.job)
+            if job.stop_reason or reached or timed_out:
+                pending = []
+            while pending and len(running) < parallel:
+                c = pending.pop(0)
+                self._launch(ctx, job, c)
+                running.append(c)
+            if not pending and not running:
+                break
+            time.sleep(0.2)
+        job.candidates = [c for c in job.candidates if c.job is not None]
+        self.check_stop(job)
+        if job.best() is None:
+            reasons = {c.job.failure_reason for c in job.candidates if c.job.failure_reason}
+            raise JobFailed(
+                f"All training jobs failed or did not report the objective metric {job.metric}"
+                + (f": {sorted(reasons)[0]}" if reasons else ".")
             )
-        finally:
-            job.end_time = now()
-            job.last_modified = job.end_time

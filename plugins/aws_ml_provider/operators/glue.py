@@ -8,10 +8,14 @@ with ``--airflow_task_uuid`` (dag, task, run, map index: the same on every try) 
 attaches to a run of that tag that is still RUNNING / STARTING. Two gaps remain, which this subclass
 closes:
 
-- StartJobRun is retried by botocore when its answer is lost; the retry starts a second run (or
-  fails with ``ConcurrentRunsExceededException``, and the task's next try starts another). Here it
-  is sent once; after a transient failure (connection error, 5xx, throttling) the run is looked up
-  by its tag before StartJobRun is sent again, and the wait attaches to the run the request started.
+- StartJobRun is retried by botocore when its answer is lost, and the retry fails with
+  ``ConcurrentRunsExceededException`` (the first request's run holds the job's one slot), so the
+  provider fails the try, and the task's next try starts another run. Here StartJobRun is retried
+  by botocore (standard mode, ``start_attempts`` attempts, its own backoff); when it fails all the
+  same (concurrent runs exceeded, or a transient error botocore gave up on), the run is looked up
+  by its tag and the wait attaches to the run the request started. This relies on the job's
+  ``MaxConcurrentRuns`` being 1 (Glue's default): with more slots, a retry whose first request's
+  answer was lost starts a second run, as StartJobRun has no idempotency token.
 - A try whose run has already SUCCEEDED (the task failed after starting it, e.g. on a lost answer
   of a later call) starts no new run: the run's id is returned as the provider returns it.
 
@@ -36,7 +40,6 @@ Starting, resuming on retry, deferring and the links are the provider's own.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,18 +47,21 @@ from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
-from ..utils.idempotent import is_transient_failure, single_attempt
+from ..utils.idempotent import error_code, is_transient_failure, retried_create
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+#: Glue job run states of a run that is still going
+ACTIVE_STATES = ("STARTING", "RUNNING", "WAITING", "STOPPING")
 
 
 class GlueJobOnceOperator(GlueJobOperator):
     """:class:`GlueJobOperator` that starts at most one run per task (``resume_glue_job_on_retry``
     is forced on: the run's ``--airflow_task_uuid`` argument is its deterministic key).
 
-    :param start_attempts: how many times StartJobRun is sent after transient failures (each after
-        a look-up that found no run of this task)
+    :param start_attempts: how many times botocore sends StartJobRun (its standard retry mode:
+        throttling, 5xx and connection errors, with backoff)
     """
 
     def __init__(self, *, start_attempts: int = 4, **kwargs: Any):
@@ -74,37 +80,51 @@ class GlueJobOnceOperator(GlueJobOperator):
                 return None  # the job itself does not exist yet: the first try creates it
             raise
 
+    def _attach(self, context: Context, found: tuple[str, str] | None) -> str | None:
+        """Make this task's run ``found`` (id, state) the run of this try: its id when it has
+        SUCCEEDED (nothing to start or wait for); None otherwise (one in progress is waited for)."""
+        if not found:
+            return None
+        run_id, state = found
+        if state == "SUCCEEDED":
+            self.log.info("Glue run %s of this task has SUCCEEDED already: not starting another.", run_id)
+            context["ti"].xcom_push(key="glue_job_run_id", value=run_id)
+            self._job_run_id = run_id
+            return run_id
+        if state in ACTIVE_STATES:
+            # attach to it here: the provider's own look-up runs a moment later and starts a new
+            # run when this one has SUCCEEDED in between; with _job_run_id set it starts none
+            self.log.info("Glue run %s of this task is %s: waiting for it.", run_id, state)
+            self._job_run_id = run_id
+            context["ti"].xcom_push(key="glue_job_run_id", value=run_id)
+        return None
+
     def execute(self, context: Context):
-        for attempt in range(1, self.start_attempts + 1):
+        done = self._attach(context, self._run_of_this_task(context))
+        if done:
+            return done
+        try:
+            with retried_create(self.hook, "start_job_run", attempts=self.start_attempts):
+                return super().execute(context)
+        except Exception as exc:
+            if not (is_transient_failure(exc) or error_code(exc) == "ConcurrentRunsExceededException"):
+                raise
             found = self._run_of_this_task(context)
-            if found and found[1] == "SUCCEEDED":
-                run_id = found[0]
-                self.log.info("Glue run %s of this task has SUCCEEDED already: not starting another.", run_id)
-                context["ti"].xcom_push(key="glue_job_run_id", value=run_id)
-                self._job_run_id = run_id
-                return run_id
-            if found and found[1] in ("STARTING", "RUNNING", "WAITING", "STOPPING"):
-                # attach to it here: the provider's own look-up runs a moment later and starts a new
-                # run when this one has SUCCEEDED in between; with _job_run_id set it starts none
-                self.log.info("Glue run %s of this task is %s: waiting for it.", found[0], found[1])
-                self._job_run_id = found[0]
-                context["ti"].xcom_push(key="glue_job_run_id", value=found[0])
-            try:
-                with single_attempt(self.hook, "start_job_run"):
-                    return super().execute(context)
-            except Exception as exc:
-                if not is_transient_failure(exc) or attempt == self.start_attempts:
-                    raise
-                self.log.warning(
-                    "No answer to StartJobRun of %s (%s: %s); looking for the run of this task before "
-                    "starting one.",
-                    self.job_name,
-                    type(exc).__name__,
-                    exc,
-                )
-                self._job_run_id = None
-                time.sleep(min(2.0 * 2 ** (attempt - 1), 30))
-        raise AssertionError("unreachable")
+            if not found or found[1] not in ("SUCCEEDED", *ACTIVE_STATES):
+                raise
+            self.log.warning(
+                "StartJobRun of %s failed (%s: %s), but this task's run %s is %s (the request whose "
+                "answer was lost started it): attaching to it.",
+                self.job_name,
+                type(exc).__name__,
+                exc,
+                found[0],
+                found[1],
+            )
+            done = self._attach(context, found)
+            if done:
+                return done
+            return super().execute(context)  # waits for (or defers on) the run: _job_run_id is set
 
 
 #: error log lines put in the task's error when the run has no ErrorMessage

@@ -14,8 +14,11 @@
   updated again, and when the answer to CreateEndpoint / UpdateEndpoint is lost the endpoint is
   looked up by its config name before anything is sent again.
 
-Every create here is sent once, without botocore's retries (:mod:`..utils.idempotent`): a retry of
-a create whose answer was lost would create a second resource, so the resource is looked up first.
+The resource is looked up by its deterministic key before each create (:mod:`..utils.idempotent`).
+CreateModelPackage, CreateModel and CreateEndpointConfig are then retried by botocore itself (a
+retried CreateModelPackage gets the first request's version back through its ``ClientToken``; a
+retried CreateModel / CreateEndpointConfig meets "already exists", and the look-up attaches to it).
+CreateEndpoint / UpdateEndpoint are sent once: their retry would be a second deployment request.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from botocore.exceptions import ClientError
 
-from ..utils.idempotent import create_once, is_transient_failure, single_attempt
+from ..utils.idempotent import create_once, is_transient_failure, retried_create, single_attempt
 from .sagemaker_training import is_not_found
 
 if TYPE_CHECKING:
@@ -102,7 +105,7 @@ class SageMakerRegisterModelVersionIdempotentOperator(SageMakerRegisterModelVers
         self.hook.create_model_package_group(self.package_group_name, self.package_desc)
 
         def register() -> str:
-            with single_attempt(self.hook, "create_model_package"):
+            with retried_create(self.hook, "create_model_package"):
                 return SageMakerRegisterModelVersionOperator.execute(self, context)
 
         arn, created = create_once(
@@ -134,15 +137,12 @@ class _ReuseExistingMixin:
                 return None
 
         def create() -> dict:
-            with single_attempt(self.hook, self.create_operation):  # type: ignore[attr-defined]
+            with retried_create(self.hook, self.create_operation):  # type: ignore[attr-defined]
                 return super(_ReuseExistingMixin, self).execute(context)  # type: ignore[misc]
 
-        existing = lookup()
-        if existing is None:
-            result, created = create_once(lookup, create, f"{self.what} {name}", self.log)  # type: ignore[attr-defined]
-            if created:
-                return result
-            existing = result
+        existing, created = create_once(lookup, create, f"{self.what} {name}", self.log)  # type: ignore[attr-defined]
+        if created:
+            return existing
         self.log.info(  # type: ignore[attr-defined]
             "%s %s already exists (created by an earlier attempt); reusing it.", self.what, name
         )

@@ -1,17 +1,26 @@
 """Exactly-once creates when an answer can be lost.
 
 A create whose request reached AWS but whose answer did not (a connection reset, a 5xx from a
-load balancer after the work was done) is retried by botocore, and the retry creates a second
-resource (a model package version, a Glue run) or fails on the first one ("already exists",
-"concurrent runs exceeded"). The operators here send such a create once, with botocore's retries
-off for that one operation (:func:`single_attempt`), and when it fails with an error a retry could
-have met (:func:`is_transient_failure`), look the resource up by its deterministic key before
-sending it again: the first request may have done the work.
+load balancer after the work was done) is retried by botocore, and the retry either gets the first
+request's result (an idempotency token: CreateModelPackage's ``ClientToken``, which botocore fills
+in and keeps across its retries) or fails on what the first request made ("already exists",
+ConcurrentRunsExceededException). So the operators here:
+
+- look the resource up by its deterministic key first (a retried task finds what its first try
+  made);
+- send the create with botocore's own retries (:func:`retried_create`: standard mode, exponential
+  backoff with jitter, :data:`CREATE_ATTEMPTS` attempts), never a sleep loop of their own;
+- when the create fails anyway (botocore's retry met "already exists", or its attempts ran out),
+  look the resource up again and attach to it when the create did happen (:func:`create_once`).
+
+Creates that have no such answer for a retry (CreateTrainingJob, CreateEndpoint / UpdateEndpoint)
+are sent once instead (:func:`single_attempt`), followed by the look-up after a transient failure
+(:func:`is_transient_failure`).
 """
 
 from __future__ import annotations
 
-import time
+import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -23,6 +32,13 @@ from ..triggers.base import CONNECTION_ERRORS, is_transient
 
 T = TypeVar("T")
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
+#: attempts botocore makes of a create (standard mode: up to 1 + 2 + 4 + 8 s of backoff between them)
+CREATE_ATTEMPTS = 5
+
+
+def create_retries(attempts: int = CREATE_ATTEMPTS) -> Config:
+    """botocore's standard retry mode (throttling, 5xx, connection errors; backoff with jitter)."""
+    return Config(retries={"mode": "standard", "total_max_attempts": attempts})
 
 
 def is_transient_failure(exc: BaseException) -> bool:
@@ -34,16 +50,22 @@ def is_transient_failure(exc: BaseException) -> bool:
     return isinstance(exc, CONNECTION_ERRORS)
 
 
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a ``ClientError`` (None for anything else)."""
+    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+
+
 @contextmanager
-def single_attempt(hook: Any, *operations: str) -> Iterator[None]:
+def _operations_with(hook: Any, config: Config, operations: tuple[str, ...]) -> Iterator[None]:
     """Within the block, the hook's client (``hook.conn``, ``hook.get_conn()``) sends ``operations``
-    (boto3 method names, e.g. ``create_model_package``) once, without botocore's retries; every
-    other call keeps the client's retries. (The methods are shadowed on the client instance, so it
+    (boto3 method names) through a client with the connection's botocore settings plus ``config``;
+    every other call keeps the client's own. (The methods are shadowed on the client instance, so it
     stays the botocore client the hook's other properties expect.)"""
     client = hook.conn
-    single = hook.get_client_type(config=NO_RETRIES)
+    base = copy.deepcopy(hook.config) if getattr(hook, "config", None) is not None else Config()
+    other = hook.get_client_type(config=base.merge(config))
     for name in operations:
-        setattr(client, name, getattr(single, name))
+        setattr(client, name, getattr(other, name))
     try:
         yield
     finally:
@@ -51,32 +73,41 @@ def single_attempt(hook: Any, *operations: str) -> Iterator[None]:
             client.__dict__.pop(name, None)
 
 
+def single_attempt(hook: Any, *operations: str):
+    """Within the block, ``operations`` are sent once, without botocore's retries."""
+    return _operations_with(hook, NO_RETRIES, operations)
+
+
+def retried_create(hook: Any, *operations: str, attempts: int = CREATE_ATTEMPTS):
+    """Within the block, ``operations`` are retried by botocore (:func:`create_retries`), whatever
+    retries the connection configures."""
+    return _operations_with(hook, create_retries(attempts), operations)
+
+
 def create_once(
-    lookup: Callable[[], T | None],
-    create: Callable[[], T],
-    what: str,
-    log: Any,
-    attempts: int = 5,
-    delay: float = 2.0,
+    lookup: Callable[[], T | None], create: Callable[[], T], what: str, log: Any
 ) -> tuple[T, bool]:
-    """``(resource, created)``: ``lookup()`` first; else ``create()`` (sent once); after a transient
-    failure of the create, look up again (the create may have happened) before the next attempt."""
-    for attempt in range(1, attempts + 1):
-        existing = lookup()
-        if existing is not None:
-            if attempt > 1:
-                log.warning("%s: the create's answer was lost, but it was done: using what it created.", what)
-            return existing, False
+    """``(resource, created)``: ``lookup()`` first; else ``create()`` (retried by botocore, see
+    :func:`retried_create`); when the create fails, ``lookup()`` again: the resource a retried
+    request met ("already exists"), or that a request whose answer was lost made, is used."""
+    existing = lookup()
+    if existing is not None:
+        return existing, False
+    try:
+        return create(), True
+    except Exception as exc:
         try:
-            return create(), True
-        except Exception as exc:
-            if not is_transient_failure(exc) or attempt == attempts:
-                raise
-            log.warning(
-                "%s: no answer to the create (%s: %s); looking it up before sending it again.",
-                what,
-                type(exc).__name__,
-                exc,
-            )
-            time.sleep(min(delay * 2 ** (attempt - 1), 30))
-    raise AssertionError("unreachable")
+            found = lookup()
+        except Exception:
+            log.warning("%s: the look-up after the failed create failed too.", what, exc_info=True)
+            found = None
+        if found is None:
+            raise
+        log.warning(
+            "%s: the create failed (%s: %s), but it was done (a request whose answer was lost): "
+            "using what it created.",
+            what,
+            type(exc).__name__,
+            exc,
+        )
+        return found, False
