@@ -52,7 +52,6 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
-from aws_ml_provider.operators.a2i import A2ICreateFlowDefinitionOperator, A2ICreateHumanTaskUiOperator
 from aws_ml_provider.operators.rekognition import (
     RekognitionCreateDatasetOperator,
     RekognitionCreateProjectOperator,
@@ -61,8 +60,9 @@ from aws_ml_provider.operators.rekognition import (
     RekognitionStopProjectVersionOperator,
     RekognitionTrainProjectVersionOperator,
 )
-from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
+from aws_ml_provider.task_groups.a2i import a2i_human_review
 from aws_ml_provider.utils import s3 as s3_utils
+from aws_ml_provider.utils.run_config import a2i_params, prefix_param
 
 DAG_ID = "defect_inspection"
 AWS_CONN_ID = "aws_default"
@@ -161,14 +161,7 @@ def _digest(items: list[tuple[str, str]]) -> str:
 
 
 def _prefix_param(title: str, name: str, description: str) -> Param:
-    return Param(
-        None,
-        type=["null", "string"],
-        pattern=r"^$|^s3://[^/]+/.*$",
-        title=title,
-        description=f"{description} Empty: s3://<Variable ml_bucket>/{DEFAULT_PREFIXES[name]}",
-        section="Locations",
-    )
+    return prefix_param(title, description, DEFAULT_PREFIXES[name])
 
 
 @dag(
@@ -236,53 +229,21 @@ def _prefix_param(title: str, name: str, description: str) -> Param:
         "project_name": Param(
             "defect-inspection", type=["null", "string"], title="Custom Labels project", section="Training"
         ),
-        "workteam_arn": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^$|^arn:aws[a-z-]*:sagemaker:",
-            title="A2I private work team ARN",
-            description="Empty: Variable a2i_workteam_arn.",
-            section="Review",
-        ),
-        "a2i_role_arn": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^$|^arn:aws[a-z-]*:iam::",
-            title="A2I execution role ARN",
-            description="Empty: Variable a2i_role_arn, else Variable sagemaker_role_arn.",
-            section="Review",
-        ),
-        "human_task_ui_name": Param(
-            "defect-review-ui", type=["null", "string"], title="A2I worker task UI name", section="Review"
-        ),
-        "flow_definition_name": Param(
-            "defect-review", type=["null", "string"], title="A2I flow definition name", section="Review"
-        ),
+        **a2i_params(human_task_ui_name="defect-review-ui", flow_definition_name="defect-review"),
     },
 )
 def defect_inspection():
     @task(multiple_outputs=True)
     def resolve_config() -> dict:
         """The run's locations, ARNs and thresholds (Param, else Variable, else the twin default)."""
-        from airflow.sdk import Variable
         from aws_ml_provider.utils.expense import run_key
         from aws_ml_provider.utils.paths import include_path
+        from aws_ml_provider.utils.run_config import a2i_arns, resolve_prefixes
 
         context = get_current_context()
         params = context["params"]
-        cfg = {name: params[name] for name in DEFAULT_PREFIXES}
-        if not all(cfg.values()):
-            bucket = Variable.get("ml_bucket", default=DEFAULT_BUCKET)
-            cfg = {name: value or f"s3://{bucket}/{DEFAULT_PREFIXES[name]}" for name, value in cfg.items()}
-        cfg = {name: value.rstrip("/") + "/" for name, value in cfg.items()}
-        cfg["workteam_arn"] = params["workteam_arn"] or Variable.get(
-            "a2i_workteam_arn", default=DEFAULT_WORKTEAM_ARN
-        )
-        cfg["a2i_role_arn"] = (
-            params["a2i_role_arn"]
-            or Variable.get("a2i_role_arn", default=None)
-            or Variable.get("sagemaker_role_arn", default=DEFAULT_A2I_ROLE_ARN)
-        )
+        cfg = resolve_prefixes(params, DEFAULT_PREFIXES, default_bucket=DEFAULT_BUCKET, trailing_slash=True)
+        cfg.update(a2i_arns(params, workteam_default=DEFAULT_WORKTEAM_ARN, role_default=DEFAULT_A2I_ROLE_ARN))
         threshold = params["confidence_threshold"]
         cfg["confidence_threshold"] = float(0.70 if threshold is None else threshold)
         cfg["retrain_min_new_labels"] = int(params["retrain_min_new_labels"] or 5)
@@ -307,42 +268,22 @@ def defect_inspection():
     def prepare(cfg: dict) -> dict:
         """Create the buckets if absent; with ``stage_samples`` upload the sample images (an object
         with the same bytes already there is left alone)."""
-        import hashlib
-
         from aws_ml_provider.utils.paths import include_path
-        from botocore.exceptions import ClientError
 
         params = get_current_context()["params"]
         s3 = s3_utils.client(AWS_CONN_ID)
-        buckets = sorted({s3_utils.split_prefix(cfg[name])[0] for name in DEFAULT_PREFIXES})
-        for name in buckets:
-            try:
-                s3.head_bucket(Bucket=name)
-            except ClientError:
-                s3.create_bucket(Bucket=name)
+        buckets = s3_utils.ensure_buckets(s3, (cfg[name] for name in DEFAULT_PREFIXES))
         staged = None
         if params["stage_samples"]:
             root = include_path(SAMPLES, anchor=__file__)
-            staged = {"uploaded": 0, "already_there": 0}
+            images = []
             for path in sorted(root.rglob("*.jpg")):
                 rel = path.relative_to(root).as_posix()
-                if rel.startswith("incoming/"):
-                    bucket, key = s3_utils.split_prefix(cfg["input_prefix"])
-                    key += rel[len("incoming/") :]
+                if rel.startswith("incoming/"):  # new images; train/ and test/ go to the dataset
+                    images.append((path, cfg["input_prefix"] + rel[len("incoming/") :]))
                 else:
-                    bucket, key = s3_utils.split_prefix(cfg["dataset_prefix"])
-                    key += rel
-                body = path.read_bytes()
-                etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
-                try:
-                    same = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"') == etag
-                except ClientError:
-                    same = False
-                if same:
-                    staged["already_there"] += 1
-                    continue
-                s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/jpeg")
-                staged["uploaded"] += 1
+                    images.append((path, cfg["dataset_prefix"] + rel))
+            staged = s3_utils.stage_files(s3, images, "image/jpeg")
             print(f"staged the sample images: {staged}")
         return {"buckets": buckets, "staged": staged}
 
@@ -521,14 +462,6 @@ def defect_inspection():
         uri = s3_utils.write_json(s3, f"{cfg['work_prefix']}/loops.json", loops)
         print(f"{len(loops)} human loop(s), {created} started now")
         return {"loops_uri": uri, "loops": sorted(loops.values()), "created": created}
-
-    @task
-    def review_loop_names(started: dict) -> list[str]:
-        from airflow.providers.common.compat.sdk import AirflowSkipException
-
-        if not started["loops"]:
-            raise AirflowSkipException("no image needs human review")
-        return started["loops"]
 
     @task(trigger_rule="none_failed", outlets=[NEW_LABELS])
     def merge(cfg: dict, listing: dict, decided: dict | None, started: dict | None) -> dict:
@@ -790,38 +723,20 @@ def defect_inspection():
     start >> detect >> stop.as_teardown(setups=start)
     decided = decide(cfg, detect.output, deployed)
 
-    task_ui = A2ICreateHumanTaskUiOperator(
-        task_id="task_ui",
+    review = a2i_human_review(
+        settings=cfg,
+        start_loops=lambda flow_definition_arn: start_review_loops(cfg, decided, flow_definition_arn),
+        what="image",
         aws_conn_id=AWS_CONN_ID,
-        human_task_ui_name=cfg["human_task_ui_name"],
-        ui_template_path=cfg["task_ui_template_path"],
-    )
-    flow = A2ICreateFlowDefinitionOperator(
-        task_id="flow_definition",
-        aws_conn_id=AWS_CONN_ID,
-        flow_definition_name=cfg["flow_definition_name"],
-        human_task_ui_arn=task_ui.output,
-        workteam_arn=cfg["workteam_arn"],
-        role_arn=cfg["a2i_role_arn"],
-        output_s3_uri=cfg["a2i_output_uri"],
         task_title="Is this fabric normal or defective?",
         task_description="The inspection model was unsure: pick normal or anomaly.",
-        waiter_delay=1,
-    )
-    prepared >> task_ui
-    started = start_review_loops(cfg, decided, flow.output)
-    wait = A2IHumanLoopSensor(
-        task_id="wait_for_review",
-        aws_conn_id=AWS_CONN_ID,
-        human_loop_names=review_loop_names(started),
+        poll_seconds=REVIEW_POLL_SECONDS,
+        timeout=REVIEW_TIMEOUT,
         allow_failed=True,  # a failed or stopped loop quarantines its image in merge
-        deferrable=True,
-        waiter_delay=REVIEW_POLL_SECONDS,
-        waiter_max_attempts=max(1, int(REVIEW_TIMEOUT.total_seconds()) // REVIEW_POLL_SECONDS),
-        timeout=REVIEW_TIMEOUT.total_seconds(),
     )
-    inspection = merge(cfg, listing, decided, started)
-    wait >> inspection
+    prepared >> review.task_ui
+    inspection = merge(cfg, listing, decided, review.started)
+    review.wait >> inspection
 
     with TaskGroup(
         "retrain", tooltip="Enough new labels: train a new version, promote it behind the F1 gate"

@@ -70,9 +70,8 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
-from aws_ml_provider.operators.a2i import A2ICreateFlowDefinitionOperator, A2ICreateHumanTaskUiOperator
 from aws_ml_provider.operators.expense import ExpenseBatchExtractOperator
-from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
+from aws_ml_provider.task_groups.a2i import a2i_human_review
 from aws_ml_provider.utils import aws_patterns, expense_state
 from aws_ml_provider.utils import s3 as s3_utils
 from aws_ml_provider.utils.expense import CONSISTENCY_CHECKS, DEFAULT_REQUIRED, DEFAULT_THRESHOLD
@@ -468,16 +467,6 @@ def expense_documents():
             params, run_id, extracted, flow_definition_arn, dag_id=DAG_ID, aws_conn_id=AWS_CONN_ID
         )
 
-    @task
-    def review_loop_names(started: list[dict]) -> list[str]:
-        """Every loop of the run, for one sensor; skips the wait when nothing needs review."""
-        from airflow.providers.common.compat.sdk import AirflowSkipException
-
-        names = sorted({name for batch in started for name in batch["loops"]})
-        if not names:
-            raise AirflowSkipException("no document needs human review")
-        return names
-
     @task(max_active_tis_per_dag=EXTRACT_SLOTS, trigger_rule="none_failed")
     def merge_batch(cfg: dict, started: dict) -> dict:
         """Human answers over the machine values; per-document JSON, CSV and grid outputs. A
@@ -614,25 +603,6 @@ def expense_documents():
     cfg = resolve_config()
     prepared = prepare(cfg)
     batches = list_documents(cfg, prepared)
-    task_ui = A2ICreateHumanTaskUiOperator(
-        task_id="task_ui",
-        aws_conn_id=AWS_CONN_ID,
-        human_task_ui_name="{{ params.human_task_ui_name }}",
-        ui_template_path=cfg["task_ui_template_path"],
-    )
-    flow = A2ICreateFlowDefinitionOperator(
-        task_id="flow_definition",
-        aws_conn_id=AWS_CONN_ID,
-        flow_definition_name="{{ params.flow_definition_name }}",
-        human_task_ui_arn=task_ui.output,
-        workteam_arn=cfg["workteam_arn"],
-        role_arn=cfg["a2i_role_arn"],
-        output_s3_uri=cfg["a2i_output_uri"],
-        task_title="Check the fields of an invoice or receipt",
-        task_description="Correct the fields the extraction was unsure of or could not find.",
-        waiter_delay=1,
-    )
-    prepared >> task_ui
     extracted = ExpenseBatchExtractOperator.partial(
         task_id="extract_batch",
         config=cfg,
@@ -642,21 +612,24 @@ def expense_documents():
         job_timeout=TEXTRACT_TIMEOUT,
         max_active_tis_per_dag=EXTRACT_SLOTS,
     ).expand(batch=batches)
-    started = start_review_loops.partial(cfg=cfg, flow_definition_arn=flow.output).expand(
-        extracted=extracted.output
-    )
-    wait = A2IHumanLoopSensor(
-        task_id="wait_for_review",
+    review = a2i_human_review(
+        settings=cfg,
+        start_loops=lambda flow_definition_arn: start_review_loops.partial(
+            cfg=cfg, flow_definition_arn=flow_definition_arn
+        ).expand(extracted=extracted.output),
+        what="document",
         aws_conn_id=AWS_CONN_ID,
-        human_loop_names=review_loop_names(started),
+        human_task_ui_name="{{ params.human_task_ui_name }}",
+        flow_definition_name="{{ params.flow_definition_name }}",
+        task_title="Check the fields of an invoice or receipt",
+        task_description="Correct the fields the extraction was unsure of or could not find.",
+        poll_seconds=REVIEW_POLL_SECONDS,
+        timeout=REVIEW_TIMEOUT,
         allow_failed=True,  # a failed or stopped loop quarantines its document in merge_batch
-        deferrable=True,
-        waiter_delay=REVIEW_POLL_SECONDS,
-        waiter_max_attempts=max(1, int(REVIEW_TIMEOUT.total_seconds()) // REVIEW_POLL_SECONDS),
-        timeout=REVIEW_TIMEOUT.total_seconds(),
     )
-    merged = merge_batch.partial(cfg=cfg).expand(started=started)
-    wait >> merged
+    prepared >> review.task_ui
+    merged = merge_batch.partial(cfg=cfg).expand(started=review.started)
+    review.wait >> merged
     publish_latest(cfg, finalize(cfg, merged))
 
 

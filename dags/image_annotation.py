@@ -46,7 +46,6 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, TaskGroup, dag, get_current_context, task
-from aws_ml_provider.operators.a2i import A2ICreateFlowDefinitionOperator, A2ICreateHumanTaskUiOperator
 from aws_ml_provider.operators.rekognition import (
     RekognitionCreateDatasetOperator,
     RekognitionCreateProjectOperator,
@@ -55,8 +54,9 @@ from aws_ml_provider.operators.rekognition import (
     RekognitionStopProjectVersionOperator,
     RekognitionTrainProjectVersionOperator,
 )
-from aws_ml_provider.sensors.a2i import A2IHumanLoopSensor
+from aws_ml_provider.task_groups.a2i import a2i_human_review
 from aws_ml_provider.utils import s3 as s3_utils
+from aws_ml_provider.utils.run_config import a2i_params, prefix_param, run_settings
 
 DAG_ID = "image_annotation"
 AWS_CONN_ID = "aws_default"
@@ -89,12 +89,6 @@ MANIFEST_ASSET = Asset(name="image_annotation_manifest", group="image-annotation
 # helpers (run inside tasks only)
 
 
-def _settings(cfg: dict) -> tuple[str, dict]:
-    """(run id, the run's Params with the resolved settings of ``cfg`` over them)."""
-    context = get_current_context()
-    return context["run_id"], {**context["params"], **cfg}
-
-
 def _work(cfg: dict, run_id: str) -> str:
     """``<output_prefix>/_runs/<run>``: the run's working files, manifest and summary."""
     from aws_ml_provider.utils.expense import run_key
@@ -119,14 +113,7 @@ def _copy_to_label(s3, cfg: dict, image_uri: str, label: str) -> str:
 
 
 def _prefix_param(title: str, name: str, description: str) -> Param:
-    return Param(
-        None,
-        type=["null", "string"],
-        pattern=r"^$|^s3://[^/]+/.*$",
-        title=title,
-        description=f"{description} Empty: s3://<Variable ml_bucket>/{DEFAULT_PREFIXES[name]}",
-        section="Locations",
-    )
+    return prefix_param(title, description, DEFAULT_PREFIXES[name])
 
 
 @dag(
@@ -209,31 +196,7 @@ def _prefix_param(title: str, name: str, description: str) -> Param:
             description=f"DetectLabels calls per second for the run, split between {DETECT_SLOTS} batch tasks.",
             section="Scan",
         ),
-        "workteam_arn": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^$|^arn:aws[a-z-]*:sagemaker:",
-            title="A2I private work team ARN",
-            description="Empty: Variable a2i_workteam_arn.",
-            section="Review",
-        ),
-        "a2i_role_arn": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^$|^arn:aws[a-z-]*:iam::",
-            title="A2I execution role ARN",
-            description="Empty: Variable a2i_role_arn, else Variable sagemaker_role_arn.",
-            section="Review",
-        ),
-        "human_task_ui_name": Param(
-            "image-label-review-ui",
-            type=["null", "string"],
-            title="A2I worker task UI name",
-            section="Review",
-        ),
-        "flow_definition_name": Param(
-            "image-label-review", type=["null", "string"], title="A2I flow definition name", section="Review"
-        ),
+        **a2i_params(human_task_ui_name="image-label-review-ui", flow_definition_name="image-label-review"),
         "a2i_tps": Param(
             5.0, type=["null", "number"], exclusiveMinimum=0, title="A2I StartHumanLoop TPS", section="Review"
         ),
@@ -264,24 +227,14 @@ def image_annotation():
     def resolve_config() -> dict:
         """The run's locations, ARNs, targets and scan settings (Param, else Variable, else the
         twin default); every later task uses these."""
-        from airflow.sdk import Variable
         from aws_ml_provider.utils.expense import run_key
         from aws_ml_provider.utils.paths import include_path
         from aws_ml_provider.utils.rekognition import validate_targets
+        from aws_ml_provider.utils.run_config import a2i_arns, resolve_prefixes
 
         params = get_current_context()["params"]
-        cfg = {name: params[name] for name in DEFAULT_PREFIXES}
-        if not all(cfg.values()):
-            bucket = Variable.get("ml_bucket", default=DEFAULT_BUCKET)
-            cfg = {name: value or f"s3://{bucket}/{DEFAULT_PREFIXES[name]}" for name, value in cfg.items()}
-        cfg["workteam_arn"] = params["workteam_arn"] or Variable.get(
-            "a2i_workteam_arn", default=DEFAULT_WORKTEAM_ARN
-        )
-        cfg["a2i_role_arn"] = (
-            params["a2i_role_arn"]
-            or Variable.get("a2i_role_arn", default=None)
-            or Variable.get("sagemaker_role_arn", default=DEFAULT_A2I_ROLE_ARN)
-        )
+        cfg = resolve_prefixes(params, DEFAULT_PREFIXES, default_bucket=DEFAULT_BUCKET)
+        cfg.update(a2i_arns(params, workteam_default=DEFAULT_WORKTEAM_ARN, role_default=DEFAULT_A2I_ROLE_ARN))
         targets = validate_targets(params["target_labels"] or DEFAULT_TARGETS)
         band = float(params["review_band"] if params["review_band"] is not None else 30)
         cfg["targets"] = targets
@@ -307,37 +260,20 @@ def image_annotation():
     def prepare(cfg: dict) -> dict:
         """Create the buckets if absent; upload the sample photos when ``stage_samples`` (an
         object with the same bytes already there is left alone)."""
-        import hashlib
-
         from aws_ml_provider.utils.paths import include_path
-        from botocore.exceptions import ClientError
 
-        _, params = _settings(cfg)
+        _, params = run_settings(cfg)
         s3 = s3_utils.client(AWS_CONN_ID)
-        buckets = sorted({s3_utils.split_prefix(params[name])[0] for name in DEFAULT_PREFIXES})
-        for name in buckets:
-            try:
-                s3.head_bucket(Bucket=name)
-            except ClientError:
-                s3.create_bucket(Bucket=name)
+        buckets = s3_utils.ensure_buckets(s3, (params[name] for name in DEFAULT_PREFIXES))
         staged = None
         if params["stage_samples"]:
             bucket, prefix = s3_utils.split_prefix(params["input_prefix"])
-            staged = {"uploaded": 0, "already_there": 0}
-            for path in sorted(include_path(SAMPLES, anchor=__file__).iterdir()):
-                if path.suffix.lower() not in SAMPLE_SUFFIXES:
-                    continue
-                body = path.read_bytes()
-                etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
-                try:
-                    same = s3.head_object(Bucket=bucket, Key=prefix + path.name)["ETag"].strip('"') == etag
-                except ClientError:
-                    same = False
-                if same:
-                    staged["already_there"] += 1
-                    continue
-                s3.put_object(Bucket=bucket, Key=prefix + path.name, Body=body, ContentType="image/jpeg")
-                staged["uploaded"] += 1
+            photos = [
+                (path, f"s3://{bucket}/{prefix}{path.name}")
+                for path in sorted(include_path(SAMPLES, anchor=__file__).iterdir())
+                if path.suffix.lower() in SAMPLE_SUFFIXES
+            ]
+            staged = s3_utils.stage_files(s3, photos, "image/jpeg")
             print(f"staged the sample photos: {staged}")
         return {"buckets": buckets, "staged": staged}
 
@@ -345,7 +281,7 @@ def image_annotation():
     def list_images(cfg: dict, prepared: dict) -> list[dict]:
         """The images under the input prefix in key order, up to ``scan_cap``; one manifest per
         batch. The objects past the cap are counted (``skipped_by_cap``), not scanned."""
-        run_id, params = _settings(cfg)
+        run_id, params = run_settings(cfg)
         s3 = s3_utils.client(AWS_CONN_ID)
         bucket, prefix = s3_utils.split_prefix(params["input_prefix"])
         cap = params["scan_cap"]
@@ -386,7 +322,7 @@ def image_annotation():
         folders now; the review band and the rejected are recorded for the merge."""
         from aws_ml_provider.utils.rekognition import LABELLED, decide
 
-        _, params = _settings(cfg)
+        _, params = run_settings(cfg)
         s3 = s3_utils.client(AWS_CONN_ID)
         results = s3_utils.read_json(s3, detected["results_uri"])
         decisions = []
@@ -415,7 +351,7 @@ def image_annotation():
         from aws_ml_provider.utils.expense import TokenBucket
         from aws_ml_provider.utils.rekognition import NONE_OF_THESE, REVIEW
 
-        run_id, params = _settings(cfg)
+        run_id, params = run_settings(cfg)
         s3 = s3_utils.client(AWS_CONN_ID)
         hook = A2IRuntimeHook(aws_conn_id=AWS_CONN_ID)
         bucket = TokenBucket(float(params["a2i_tps"] or 5.0))
@@ -449,15 +385,6 @@ def image_annotation():
         print(f"{len(loops)} human loop(s), {created} started now")
         return {"loops_uri": loops_uri, "loops": sorted(loops.values())}
 
-    @task
-    def review_loop_names(started: dict) -> list[str]:
-        """The run's loops, for one sensor; skips the wait when no image needs review."""
-        from airflow.providers.common.compat.sdk import AirflowSkipException
-
-        if not started["loops"]:
-            raise AirflowSkipException("no image needs human review")
-        return started["loops"]
-
     @task(trigger_rule="none_failed", outlets=[MANIFEST_ASSET], multiple_outputs=True)
     def merge(cfg: dict, decided: list[dict] | None, started: dict) -> dict:
         """The reviewers' answers over the machine's decisions; the Ground Truth manifest, one
@@ -470,7 +397,7 @@ def image_annotation():
         from aws_ml_provider.utils.a2i_output import answers
         from aws_ml_provider.utils.rekognition import LABELLED, REJECTED, REVIEW, review_answer
 
-        run_id, params = _settings(cfg)
+        run_id, params = run_settings(cfg)
         s3 = s3_utils.client(AWS_CONN_ID)
         hook = A2IRuntimeHook(aws_conn_id=AWS_CONN_ID)
         loops = s3_utils.read_json(s3, started["loops_uri"], default={}) if started else {}
@@ -645,38 +572,20 @@ def image_annotation():
     ).expand(images=batches)
     decided = classify_batch.partial(cfg=cfg).expand(detected=detected.output)
 
-    task_ui = A2ICreateHumanTaskUiOperator(
-        task_id="task_ui",
+    review = a2i_human_review(
+        settings=cfg,
+        start_loops=lambda flow_definition_arn: start_review_loops(cfg, decided, flow_definition_arn),
+        what="image",
         aws_conn_id=AWS_CONN_ID,
-        human_task_ui_name=cfg["human_task_ui_name"],
-        ui_template_path=cfg["task_ui_template_path"],
-    )
-    flow = A2ICreateFlowDefinitionOperator(
-        task_id="flow_definition",
-        aws_conn_id=AWS_CONN_ID,
-        flow_definition_name=cfg["flow_definition_name"],
-        human_task_ui_arn=task_ui.output,
-        workteam_arn=cfg["workteam_arn"],
-        role_arn=cfg["a2i_role_arn"],
-        output_s3_uri=cfg["a2i_output_uri"],
         task_title="Which label does this image show?",
         task_description="Pick the label the image shows among the candidates, or None of these.",
-        waiter_delay=1,
-    )
-    prepared >> task_ui
-    started = start_review_loops(cfg, decided, flow.output)
-    wait = A2IHumanLoopSensor(
-        task_id="wait_for_review",
-        aws_conn_id=AWS_CONN_ID,
-        human_loop_names=review_loop_names(started),
+        poll_seconds=REVIEW_POLL_SECONDS,
+        timeout=REVIEW_TIMEOUT,
         allow_failed=True,  # a failed or stopped loop is counted as not completed in merge
-        deferrable=True,
-        waiter_delay=REVIEW_POLL_SECONDS,
-        waiter_max_attempts=max(1, int(REVIEW_TIMEOUT.total_seconds()) // REVIEW_POLL_SECONDS),
-        timeout=REVIEW_TIMEOUT.total_seconds(),
     )
-    summary = merge(cfg, decided, started)
-    wait >> summary
+    prepared >> review.task_ui
+    summary = merge(cfg, decided, review.started)
+    review.wait >> summary
 
     with TaskGroup("custom_labels", tooltip="Optional: a Custom Labels dataset and model from the manifest"):
         gate = want_training(summary)

@@ -53,12 +53,14 @@ from aws_ml_provider.operators.rekognition import (
     RekognitionTrainProjectVersionOperator,
 )
 from aws_ml_provider.utils import s3 as s3_utils
+from aws_ml_provider.utils.run_config import prefix_param
 
 DAG_ID = "small_object_detection"
 AWS_CONN_ID = "aws_default"
 DEFAULT_BUCKET = "aws-ml-provider-demo"
 DEFAULT_INPUT = "small-objects/pages/"
 DEFAULT_OUTPUT = "small-objects/runs/"
+DEFAULT_PREFIXES = {"input_prefix": DEFAULT_INPUT, "output_prefix": DEFAULT_OUTPUT}
 SAMPLES = "data/small_symbols"  # under include/
 KINDS = ("baseline", "tiled")
 TRAIN_POLL_SECONDS = int(os.environ.get("AWS_ML_WAITER_DELAY") or 60)
@@ -94,13 +96,10 @@ def _page_boxes(entry) -> list[dict]:
         "max_retry_delay": timedelta(minutes=10),
     },
     params={
-        "input_prefix": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^$|^s3://[^/]+/.*$",
-            title="Pages prefix",
-            description=f"Where the pages and train.manifest / test.manifest are (and the samples go). "
-            f"Empty: s3://<Variable ml_bucket>/{DEFAULT_INPUT}",
+        "input_prefix": prefix_param(
+            "Pages prefix",
+            "Where the pages and train.manifest / test.manifest are (and the samples go).",
+            DEFAULT_INPUT,
             section="Data",
         ),
         "train_manifest_uri": Param(
@@ -119,13 +118,10 @@ def _page_boxes(entry) -> list[dict]:
             description="Ground Truth object-detection manifest of the test pages. Empty: <pages>/test.manifest",
             section="Data",
         ),
-        "output_prefix": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^$|^s3://[^/]+/.*$",
-            title="Runs prefix",
-            description=f"Tiles, manifests, predictions and reports, per run. "
-            f"Empty: s3://<Variable ml_bucket>/{DEFAULT_OUTPUT}",
+        "output_prefix": prefix_param(
+            "Runs prefix",
+            "Tiles, manifests, predictions and reports, per run.",
+            DEFAULT_OUTPUT,
             section="Data",
         ),
         "stage_samples": Param(
@@ -213,16 +209,15 @@ def small_object_detection():
     @task(multiple_outputs=True)
     def resolve_config() -> dict:
         """Locations, tiling settings, project and version names of the run."""
-        from airflow.sdk import Variable
         from aws_ml_provider.utils.expense import run_key
+        from aws_ml_provider.utils.run_config import resolve_prefixes
 
         context = get_current_context()
         params = context["params"]
-        bucket = None
-        if not params["input_prefix"] or not params["output_prefix"]:
-            bucket = Variable.get("ml_bucket", default=DEFAULT_BUCKET)
-        pages = (params["input_prefix"] or f"s3://{bucket}/{DEFAULT_INPUT}").rstrip("/") + "/"
-        runs = (params["output_prefix"] or f"s3://{bucket}/{DEFAULT_OUTPUT}").rstrip("/") + "/"
+        prefixes = resolve_prefixes(
+            params, DEFAULT_PREFIXES, default_bucket=DEFAULT_BUCKET, trailing_slash=True
+        )
+        pages, runs = prefixes["input_prefix"], prefixes["output_prefix"]
         key = run_key(context["run_id"])
         project = params["project_name"] or "small-objects"
         cfg = {
@@ -251,35 +246,18 @@ def small_object_detection():
     def prepare(cfg: dict) -> dict:
         """Create the buckets if absent; with ``stage_samples`` upload the sample pages (an object
         with the same bytes already there is left alone) and their manifests, rewritten to there."""
-        import hashlib
-
         from aws_ml_provider.utils.paths import include_path
-        from botocore.exceptions import ClientError
 
         s3 = s3_utils.client(AWS_CONN_ID)
-        for uri in (cfg["input_prefix"], cfg["work_prefix"]):
-            name = s3_utils.split_prefix(uri)[0]
-            try:
-                s3.head_bucket(Bucket=name)
-            except ClientError:
-                s3.create_bucket(Bucket=name)
+        s3_utils.ensure_buckets(s3, (cfg["input_prefix"], cfg["work_prefix"]))
         if not cfg["stage_samples"]:
             return {"staged": None}
         root = include_path(SAMPLES, anchor=__file__)
-        bucket, prefix = s3_utils.split_prefix(cfg["input_prefix"])
-        staged = {"uploaded": 0, "already_there": 0}
-        for path in sorted(root.rglob("*.png")):
-            key = prefix + path.relative_to(root).as_posix()
-            body = path.read_bytes()
-            try:
-                etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-            except ClientError:
-                etag = None
-            if etag == hashlib.md5(body).hexdigest():  # noqa: S324 (S3's ETag, not security)
-                staged["already_there"] += 1
-                continue
-            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/png")
-            staged["uploaded"] += 1
+        pages = [
+            (path, cfg["input_prefix"] + path.relative_to(root).as_posix())
+            for path in sorted(root.rglob("*.png"))
+        ]
+        staged = s3_utils.stage_files(s3, pages, "image/png")
         shipped = "s3://aws-ml-provider-demo/small-objects/pages/"
         for split in ("train", "test"):
             text = (root / f"{split}.manifest").read_text().replace(shipped, cfg["input_prefix"])

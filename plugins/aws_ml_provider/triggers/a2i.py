@@ -12,7 +12,13 @@ from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import WaiterError
 
 from ..hooks.a2i import LOOP_DONE, A2IRuntimeHook, loop_state, loop_state_from_description
-from .base import CONNECTION_ERRORS, AwsMlWaiterTrigger, is_transient, lost_message
+from .base import (
+    CONNECTION_ERRORS,
+    AwsMlResourceStateTrigger,
+    AwsMlWaiterTrigger,
+    is_transient,
+    lost_message,
+)
 
 WAITER = "human_loop_completed"
 
@@ -27,42 +33,31 @@ def describe_failures(states: list[dict[str, Any]]) -> str:
     )
 
 
-class A2IHumanLoopCompletedTrigger(AwsMlWaiterTrigger):
+class A2IHumanLoopCompletedTrigger(AwsMlResourceStateTrigger):
     """Fire when one human loop is Completed (success) or Failed / Stopped / gone (error).
 
     :param human_loop_name: the loop to watch
     :param waiter_delay: seconds between attempts (default: 3600)
     :param waiter_max_attempts: attempts before giving up (default: 336, two weeks hourly)
+    :param kwargs: ``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``
     """
 
     aws_hook_class = A2IRuntimeHook
 
     def __init__(
-        self,
-        *,
-        human_loop_name: str,
-        waiter_delay: int = 3600,
-        waiter_max_attempts: int = 336,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict | None = None,
+        self, *, human_loop_name: str, waiter_delay: int = 3600, waiter_max_attempts: int = 336, **kwargs: Any
     ) -> None:
         super().__init__(
             serialized_fields={"human_loop_name": human_loop_name},
             waiter_name=WAITER,
             waiter_args={"HumanLoopName": human_loop_name},
-            failure_message=f"A2I human loop {human_loop_name} did not complete",
-            status_message=f"Status of A2I human loop {human_loop_name} is",
+            resource=f"A2I human loop {human_loop_name}",
+            failure="did not complete",
             status_queries=["HumanLoopStatus", "FailureReason"],
             return_key="human_loop_name",
-            return_value=human_loop_name,
             waiter_delay=waiter_delay,
             waiter_max_attempts=waiter_max_attempts,
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            verify=verify,
-            botocore_config=botocore_config,
+            **kwargs,
         )
 
 
@@ -80,6 +75,7 @@ class A2IHumanLoopsCompleteTrigger(AwsMlWaiterTrigger):
 
     A state is ``{"human_loop_name", "status", "output_s3_uri", "failure_reason", "failure_code"}``,
     in the order of ``human_loop_names`` (``status`` is ``InProgress`` for a loop still running).
+    ``kwargs``: ``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``.
     """
 
     aws_hook_class = A2IRuntimeHook
@@ -91,10 +87,7 @@ class A2IHumanLoopsCompleteTrigger(AwsMlWaiterTrigger):
         allow_failed: bool = False,
         waiter_delay: int = 3600,
         waiter_max_attempts: int = 336,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict | None = None,
+        **kwargs: Any,
     ) -> None:
         self.human_loop_names = list(dict.fromkeys(human_loop_names))
         self.allow_failed = allow_failed
@@ -109,10 +102,7 @@ class A2IHumanLoopsCompleteTrigger(AwsMlWaiterTrigger):
             return_value=None,
             waiter_delay=waiter_delay,
             waiter_max_attempts=waiter_max_attempts,
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            verify=verify,
-            botocore_config=botocore_config,
+            **kwargs,
         )
 
     async def _check(self, client, waiter, name: str) -> dict[str, Any] | None:

@@ -163,3 +163,48 @@ class AwsMlWaiterTrigger(AwsBaseWaiterTrigger):
                 yield TriggerEvent({"status": "error", "message": str(e), self.return_key: self.return_value})
             else:
                 yield TriggerEvent({"status": "success", self.return_key: self.return_value})
+
+
+class AwsMlResourceStateTrigger(AwsMlWaiterTrigger):
+    """Describe one resource until its state is one the waiter accepts: the shape of every trigger
+    here that watches one thing (a job, a model version, a dataset, a human loop). The waiter JSON
+    holds the states (success / failure acceptors); this holds what the messages and the event say.
+
+    A subclass sets ``aws_hook_class`` and keeps its own keyword-only ``__init__`` (its parameters
+    are what ``serialize()`` writes and the triggerer passes back: the Amazon provider's pattern),
+    calling this with:
+
+    :param serialized_fields: the subclass's own ``__init__`` parameters and their values
+    :param waiter_name: / :param waiter_args: the waiter and the Describe call's arguments
+    :param resource: what is watched, in messages (``Textract expense job 1f2e...``): the failure
+        message is ``<resource> <failure>``, the status message ``Status of <resource> is``
+    :param failure: what went wrong, e.g. ``did not complete``
+    :param status_queries: JMESPath queries of the status to log and report
+    :param return_key: one of ``serialized_fields``: the event carries it with its value
+    :param kwargs: ``waiter_delay``, ``waiter_max_attempts`` and the connection arguments
+        (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``), passed through
+    """
+
+    def __init__(
+        self,
+        *,
+        serialized_fields: dict[str, Any],
+        waiter_name: str,
+        waiter_args: dict[str, Any],
+        resource: str,
+        failure: str,
+        status_queries: list[str],
+        return_key: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            serialized_fields=serialized_fields,
+            waiter_name=waiter_name,
+            waiter_args=waiter_args,
+            failure_message=f"{resource} {failure}",
+            status_message=f"Status of {resource} is",
+            status_queries=status_queries,
+            return_key=return_key,
+            return_value=serialized_fields[return_key],
+            **kwargs,
+        )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..hooks.textract import TextractHook, textract_api
-from .base import AwsMlWaiterTrigger
+from .base import AwsMlResourceStateTrigger
 
 
-class TextractJobCompleteTrigger(AwsMlWaiterTrigger):
+class TextractJobCompleteTrigger(AwsMlResourceStateTrigger):
     """Fire when a Textract job leaves IN_PROGRESS.
 
     SUCCEEDED and PARTIAL_SUCCESS yield ``{"status": "success", "job_id": ...}`` (the operator
@@ -17,41 +19,25 @@ class TextractJobCompleteTrigger(AwsMlWaiterTrigger):
     :param kind: ``expense`` | ``document_analysis`` | ``text_detection`` (picks the Get* operation)
     :param waiter_delay: seconds between attempts (default: 10)
     :param waiter_max_attempts: attempts before giving up (default: 360)
-    :param aws_conn_id: the Airflow connection used for AWS credentials
-    :param region_name: the AWS region of the job
-    :param verify: whether to verify SSL certificates
-    :param botocore_config: configuration dictionary (key-values) for the botocore client
+    :param kwargs: ``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config`` (the
+        connection, see ``AwsBaseWaiterTrigger``)
     """
 
     aws_hook_class = TextractHook
 
     def __init__(
-        self,
-        *,
-        job_id: str,
-        kind: str,
-        waiter_delay: int = 10,
-        waiter_max_attempts: int = 360,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict | None = None,
+        self, *, job_id: str, kind: str, waiter_delay: int = 10, waiter_max_attempts: int = 360, **kwargs: Any
     ) -> None:
-        api = textract_api(kind)
         super().__init__(
             serialized_fields={"job_id": job_id, "kind": kind},
-            waiter_name=api.waiter,
+            waiter_name=textract_api(kind).waiter,
             # MaxResults=1: each poll reads the status, not a page of results
             waiter_args={"JobId": job_id, "MaxResults": 1},
-            failure_message=f"Textract {kind} job {job_id} failed",
-            status_message=f"Status of Textract {kind} job {job_id} is",
+            resource=f"Textract {kind} job {job_id}",
+            failure="failed",
             status_queries=["JobStatus", "StatusMessage"],
             return_key="job_id",
-            return_value=job_id,
             waiter_delay=waiter_delay,
             waiter_max_attempts=waiter_max_attempts,
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            verify=verify,
-            botocore_config=botocore_config,
+            **kwargs,
         )

@@ -105,3 +105,41 @@ def exists(s3: Any, uri: str) -> bool:
         if is_not_found(err):
             return False
         raise
+
+
+def ensure_buckets(s3: Any, uris: Any) -> list[str]:
+    """Create the buckets of ``uris`` (S3 URIs or prefixes) that HeadBucket does not find; return
+    their names, sorted."""
+    from botocore.exceptions import ClientError
+
+    names = sorted({split_prefix(uri)[0] for uri in uris})
+    for name in names:
+        try:
+            s3.head_bucket(Bucket=name)
+        except ClientError:
+            s3.create_bucket(Bucket=name)
+    return names
+
+
+def stage_files(s3: Any, files: Any, content_type: str) -> dict[str, int]:
+    """Upload each ``(path, uri)`` of ``files`` unless the object there already has the same bytes
+    (its ETag is their MD5); return ``{"uploaded": n, "already_there": n}``."""
+    import hashlib
+
+    from botocore.exceptions import ClientError
+
+    staged = {"uploaded": 0, "already_there": 0}
+    for path, uri in files:
+        bucket, key = split_object_uri(uri)
+        body = path.read_bytes()
+        etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+        try:
+            same = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"') == etag
+        except ClientError:
+            same = False
+        if same:
+            staged["already_there"] += 1
+            continue
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        staged["uploaded"] += 1
+    return staged
