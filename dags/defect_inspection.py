@@ -283,7 +283,7 @@ def defect_inspection():
                     images.append((path, cfg["input_prefix"] + rel[len("incoming/") :]))
                 else:
                     images.append((path, cfg["dataset_prefix"] + rel))
-            staged = s3_utils.stage_files(s3, images, "image/jpeg")
+            staged = s3_utils.stage_files(s3, images)
             print(f"staged the sample images: {staged}")
         return {"buckets": buckets, "staged": staged}
 

@@ -273,7 +273,7 @@ def image_annotation():
                 for path in sorted(include_path(SAMPLES, anchor=__file__).iterdir())
                 if path.suffix.lower() in SAMPLE_SUFFIXES
             ]
-            staged = s3_utils.stage_files(s3, photos, "image/jpeg")
+            staged = s3_utils.stage_files(s3, photos)
             print(f"staged the sample photos: {staged}")
         return {"buckets": buckets, "staged": staged}
 

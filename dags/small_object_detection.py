@@ -257,7 +257,7 @@ def small_object_detection():
             (path, cfg["input_prefix"] + path.relative_to(root).as_posix())
             for path in sorted(root.rglob("*.png"))
         ]
-        staged = s3_utils.stage_files(s3, pages, "image/png")
+        staged = s3_utils.stage_files(s3, pages)
         shipped = "s3://aws-ml-provider-demo/small-objects/pages/"
         for split in ("train", "test"):
             text = (root / f"{split}.manifest").read_text().replace(shipped, cfg["input_prefix"])

@@ -49,3 +49,44 @@ def test_json_text_and_exists_round_trip_on_s3(twin):
     with pytest.raises(Exception) as err:
         s3_utils.read_json(s3, "s3://s3-utils-test/absent.json")
     assert s3_utils.is_not_found(err.value)
+
+
+def test_stage_files_types_each_file_by_its_extension_and_uploads_once(twin, tmp_path):
+    s3 = twin.client("s3")
+    s3_utils.ensure_buckets(s3, ["s3://stage-files-test/in/"])
+    photo, page = tmp_path / "cat.jpg", tmp_path / "page.png"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 jpeg bytes")
+    page.write_bytes(b"\x89PNG\r\n\x1a\n png bytes")
+    files = [(photo, "s3://stage-files-test/in/cat.jpg"), (page, "s3://stage-files-test/in/page.png")]
+    assert s3_utils.stage_files(s3, files) == {"uploaded": 2, "already_there": 0}
+    types = {
+        key: s3.head_object(Bucket="stage-files-test", Key=f"in/{key}")["ContentType"]
+        for key in ("cat.jpg", "page.png")
+    }
+    assert types == {"cat.jpg": "image/jpeg", "page.png": "image/png"}
+    assert s3_utils.stage_files(s3, files) == {"uploaded": 0, "already_there": 2}
+    page.write_bytes(b"\x89PNG\r\n\x1a\n other bytes")  # changed bytes are uploaded again
+    assert s3_utils.stage_files(s3, files) == {"uploaded": 1, "already_there": 1}
+
+
+def test_ensure_buckets_creates_only_what_head_bucket_does_not_find(twin):
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    s3 = twin.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    s3.create_bucket(Bucket="ensure-existing")
+    s3.put_object(Bucket="ensure-existing", Key="kept", Body=b"x")
+    assert s3_utils.ensure_buckets(s3, ["s3://ensure-new/a/", "s3://ensure-existing/b"]) == [
+        "ensure-existing",
+        "ensure-new",
+    ]
+    s3.head_bucket(Bucket="ensure-new")
+    assert s3.get_object(Bucket="ensure-existing", Key="kept")["Body"].read() == b"x"
+    # an answer that is not "absent" (here a 5xx) is raised, not taken as a reason to create
+    twin.set_faults("s3:HeadBucket:error=1")
+    try:
+        with pytest.raises(ClientError):
+            s3_utils.ensure_buckets(s3, ["s3://ensure-after-error/"])
+    finally:
+        twin.control("faults", "DELETE")
+    assert "ensure-after-error" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]

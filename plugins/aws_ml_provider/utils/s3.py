@@ -107,6 +107,12 @@ def exists(s3: Any, uri: str) -> bool:
         raise
 
 
+def _not_found(error: Any) -> bool:
+    """A HeadBucket / HeadObject error that means "absent" (404); anything else (403 AccessDenied, a
+    bucket of another account) is not a reason to create or overwrite and is raised."""
+    return error.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NoSuchKey", "NotFound")
+
+
 def ensure_buckets(s3: Any, uris: Any) -> list[str]:
     """Create the buckets of ``uris`` (S3 URIs or prefixes) that HeadBucket does not find; return
     their names, sorted."""
@@ -116,15 +122,19 @@ def ensure_buckets(s3: Any, uris: Any) -> list[str]:
     for name in names:
         try:
             s3.head_bucket(Bucket=name)
-        except ClientError:
+        except ClientError as error:
+            if not _not_found(error):
+                raise
             s3.create_bucket(Bucket=name)
     return names
 
 
-def stage_files(s3: Any, files: Any, content_type: str) -> dict[str, int]:
-    """Upload each ``(path, uri)`` of ``files`` unless the object there already has the same bytes
-    (its ETag is their MD5); return ``{"uploaded": n, "already_there": n}``."""
+def stage_files(s3: Any, files: Any) -> dict[str, int]:
+    """Upload each ``(path, uri)`` of ``files`` (with the content type its extension names) unless
+    the object there already has the same bytes (its ETag is their MD5); return
+    ``{"uploaded": n, "already_there": n}``."""
     import hashlib
+    import mimetypes
 
     from botocore.exceptions import ClientError
 
@@ -133,9 +143,12 @@ def stage_files(s3: Any, files: Any, content_type: str) -> dict[str, int]:
         bucket, key = split_object_uri(uri)
         body = path.read_bytes()
         etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         try:
             same = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"') == etag
-        except ClientError:
+        except ClientError as error:
+            if not _not_found(error):
+                raise
             same = False
         if same:
             staged["already_there"] += 1
