@@ -19,7 +19,7 @@ import requests
 from tests.e2e.conftest import airflow_db, airflow_twin, dag_runner  # noqa: F401  (fixtures)
 
 from .conftest import CHROMIUM
-from .reviewer import WORKER_FIELD, BrowserReviewer
+from .reviewer import WORKER_FIELD, BrowserReviewer, RunAbandoned
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -77,6 +77,8 @@ def test_reviewer_corrects_the_total_in_chromium_and_the_run_finishes(
     reviewer.start()
     try:
         result = dag_runner("expense_documents", conf)
+    except RunAbandoned:  # the reviewer's last-resort guard: the run did not end
+        pytest.fail(repr(reviewer.error))
     finally:
         reviewer.cancel.set()
         reviewer.done.wait(60)
