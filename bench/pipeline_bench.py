@@ -1,7 +1,7 @@
 """Pipeline benchmark: the churn DAG's wall time on the twin next to a plain script doing the same
 compute, their ratio, where the DAG's time goes, and the parse time of every file in dags/.
 
-    .venv/bin/python bench/pipeline_bench.py [--num-round 100] [--parse-repeats 5] [--skip-dag]
+    .venv/bin/python bench/pipeline_bench.py [--num-round 100] [--parse-repeats 5] [--skip-dag] [--skip-parse]
 
 - DAG: ``churn_xgboost_pipeline`` with ``dag.test()`` against a fresh twin (Glue runs the script in a
   process, SageMaker trains and serves XGBoost), deferred waits polled every AWS_ML_WAITER_DELAY
@@ -94,9 +94,10 @@ def plain_script(num_round: int) -> dict:
     features = [h for h in header if h != "churn"]
     numeric = prep.classify_columns(header, rows, features)
     good, _bad = prep.check_rows(header, rows, "churn", numeric)
-    frame, _cols, _levels = prep.encode(good, header, "churn", "yes", numeric)
+    rules = prep.input_rules(good, header, "churn", numeric, 100)  # the DAG's max_category_levels
+    frame, _cols = prep.encode(good, header, "churn", "yes", numeric, rules["levels"])
     idx = prep.split_indices(frame["churn"].to_numpy(), 0.2, 0.1, 7)
-    data = frame.to_numpy(dtype=np.float64)
+    data = frame.to_numpy(dtype=np.float64, na_value=np.nan)
     train, validation, test = (data[idx[name]] for name in ("train", "validation", "test"))
     prepared = time.perf_counter()
     params = {
@@ -233,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-round", type=int, default=100)
     parser.add_argument("--parse-repeats", type=int, default=5)
     parser.add_argument("--skip-dag", action="store_true", help="only the plain script and the parse times")
+    parser.add_argument(
+        "--skip-parse", action="store_true", help="no parse times (the DAG and the plain script)"
+    )
     parser.add_argument("--plain-only", action="store_true", help=argparse.SUPPRESS)  # plain_fresh's child
     args = parser.parse_args(argv)
     if args.plain_only:
@@ -243,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     airflow_env(home)
     results: dict = {"num_round": args.num_round}
 
-    results["parse"] = parse_times(args.parse_repeats)
-    print("DAG file parse time (cold: fresh interpreter, imports included; warm: median of repeats)")
+    results["parse"] = {} if args.skip_parse else parse_times(args.parse_repeats)
+    if results["parse"]:
+        print("DAG file parse time (cold: fresh interpreter, imports included; warm: median of repeats)")
     for name, figures in results["parse"].items():
         print(
             f"  {name:36} cold {figures['cold_s']} s   warm {figures['warm_median_s'] * 1000:.1f} ms"

@@ -55,6 +55,29 @@ def error_code(exc: BaseException) -> str | None:
     return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
 
 
+def _client_with_config(hook: Any, client: Any, config: Config) -> Any:
+    """``hook.get_client_type(config=config)`` (the provider's own client: same session, endpoint,
+    verify, with ``config``), built with ``client``'s botocore data loader: the
+    new session's own loader would parse the service's API model again (SageMaker's: 0.4-0.6 s on
+    a busy 2-core machine; 0.04 s with the loader shared)."""
+    loader = getattr(client, "_loader", None)
+    if loader is None:  # not a botocore client (a test double): the provider's path as it is
+        return hook.get_client_type(config=config)
+    get_session = hook.get_session
+
+    def session_sharing_the_loader(*args: Any, **kwargs: Any) -> Any:
+        session = get_session(*args, **kwargs)
+        botocore_session = getattr(session, "_session", session)  # boto3 Session -> botocore's
+        botocore_session.register_component("data_loader", loader)
+        return session
+
+    hook.get_session = session_sharing_the_loader  # on this hook only, for this one client
+    try:
+        return hook.get_client_type(config=config)
+    finally:
+        del hook.get_session
+
+
 @contextmanager
 def _operations_with(hook: Any, config: Config, operations: tuple[str, ...]) -> Iterator[None]:
     """Within the block, the hook's client (``hook.conn``, ``hook.get_conn()``) sends ``operations``
@@ -63,7 +86,7 @@ def _operations_with(hook: Any, config: Config, operations: tuple[str, ...]) -> 
     stays the botocore client the hook's other properties expect.)"""
     client = hook.conn
     base = copy.deepcopy(hook.config) if getattr(hook, "config", None) is not None else Config()
-    other = hook.get_client_type(config=base.merge(config))
+    other = _client_with_config(hook, client, base.merge(config))
     for name in operations:
         setattr(client, name, getattr(other, name))
     try:
