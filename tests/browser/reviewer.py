@@ -131,3 +131,29 @@ class BrowserReviewer(threading.Thread):
                     runtime.stop_human_loop(HumanLoopName=loop["HumanLoopName"])
         except Exception as exc:  # the flow may not exist yet; the reviewer's own error is what counts
             self.stop_error = exc
+
+
+def twin_review_env(twin, monkeypatch) -> str:
+    """Put the review token in the environment as ``make up`` gives it to Airflow (the loops' review
+    links carry it), with the twin's own URL in those links; return the token."""
+    token = twin.review_url.split("token=", 1)[1]
+    monkeypatch.setenv("AWS_TWIN_REVIEW_TOKEN", token)
+    monkeypatch.delenv("AWS_TWIN_PUBLIC_URL", raising=False)
+    return token
+
+
+def run_with_reviewer(reviewer: BrowserReviewer, dag_runner, dag_id: str, conf: dict):
+    """Run ``dag_id`` with ``dag.test()`` while ``reviewer`` answers its loop in Chromium; fail the
+    test with the reviewer's error when it had one (or when its last-resort guard ended the run)."""
+    import pytest
+
+    reviewer.start()
+    try:
+        result = dag_runner(dag_id, conf)
+    except RunAbandoned:  # the reviewer's last-resort guard: the run did not end
+        pytest.fail(repr(reviewer.error))
+    finally:
+        reviewer.cancel.set()
+        reviewer.done.wait(60)
+    assert reviewer.error is None, repr(reviewer.error)
+    return result

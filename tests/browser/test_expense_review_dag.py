@@ -19,7 +19,7 @@ import requests
 from tests.e2e.conftest import airflow_db, airflow_twin, dag_runner  # noqa: F401  (fixtures)
 
 from .conftest import CHROMIUM
-from .reviewer import WORKER_FIELD, BrowserReviewer, RunAbandoned
+from .reviewer import WORKER_FIELD, BrowserReviewer, run_with_reviewer, twin_review_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -57,9 +57,7 @@ def test_reviewer_corrects_the_total_in_chromium_and_the_run_finishes(
 ):
     need(os.path.exists(CHROMIUM), f"Chromium at {CHROMIUM}")
     twin = airflow_twin
-    token = twin.review_url.split("token=", 1)[1]
-    monkeypatch.setenv("AWS_TWIN_REVIEW_TOKEN", token)  # as make up gives it to Airflow
-    monkeypatch.delenv("AWS_TWIN_PUBLIC_URL", raising=False)
+    token = twin_review_env(twin, monkeypatch)
     truth = json.loads((SAMPLES / "ground_truth.json").read_text())[RECEIPT]["documents"][0]
     s3 = twin.client("s3")
     bucket = f"expense-browser-{uuid.uuid4().hex[:8]}"
@@ -74,15 +72,7 @@ def test_reviewer_corrects_the_total_in_chromium_and_the_run_finishes(
         "flow_definition_name": f"expense-review-{bucket[-8:]}",
     }
     reviewer = TotalReviewer(twin, conf["flow_definition_name"], bucket, truth["total"], tmp_path)
-    reviewer.start()
-    try:
-        result = dag_runner("expense_documents", conf)
-    except RunAbandoned:  # the reviewer's last-resort guard: the run did not end
-        pytest.fail(repr(reviewer.error))
-    finally:
-        reviewer.cancel.set()
-        reviewer.done.wait(60)
-    assert reviewer.error is None, repr(reviewer.error)
+    result = run_with_reviewer(reviewer, dag_runner, "expense_documents", conf)
     assert result.state == "success", result.task_states
     assert result.task_states["wait_for_review"] == "success"
     assert reviewer.seen_value is not None  # the task showed the machine's TOTAL

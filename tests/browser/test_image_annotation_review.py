@@ -18,7 +18,7 @@ from tests.e2e.conftest import airflow_db, airflow_twin, dag_runner  # noqa: F40
 from tests.e2e.test_image_annotation import NONE_OF_THESE, service_confidences
 
 from .conftest import CHROMIUM
-from .reviewer import WORKER_FIELD, BrowserReviewer, RunAbandoned
+from .reviewer import WORKER_FIELD, BrowserReviewer, run_with_reviewer, twin_review_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -61,9 +61,7 @@ def test_reviewer_picks_the_label_in_chromium_and_the_run_finishes_with_it(
 ):
     need(os.path.exists(CHROMIUM), f"Chromium at {CHROMIUM}")
     twin = airflow_twin
-    token = twin.review_url.split("token=", 1)[1]
-    monkeypatch.setenv("AWS_TWIN_REVIEW_TOKEN", token)  # as make up gives it to Airflow
-    monkeypatch.delenv("AWS_TWIN_PUBLIC_URL", raising=False)
+    twin_review_env(twin, monkeypatch)
     s3 = twin.client("s3")
     bucket = f"image-browser-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
@@ -81,15 +79,7 @@ def test_reviewer_picks_the_label_in_chromium_and_the_run_finishes_with_it(
         "flow_definition_name": f"image-review-{bucket[-8:]}",
     }
     reviewer = LabelReviewer(twin, conf["flow_definition_name"], bucket, label, tmp_path)
-    reviewer.start()
-    try:
-        result = dag_runner("image_annotation", conf)
-    except RunAbandoned:  # the reviewer's last-resort guard: the run did not end
-        pytest.fail(repr(reviewer.error))
-    finally:
-        reviewer.cancel.set()
-        reviewer.done.wait(60)
-    assert reviewer.error is None, repr(reviewer.error)
+    result = run_with_reviewer(reviewer, dag_runner, "image_annotation", conf)
     assert result.state == "success", result.task_states
     assert result.task_states["wait_for_review"] == "success"
     assert reviewer.offered == [label, NONE_OF_THESE]
