@@ -44,6 +44,9 @@ Adaptations (everything else is the provider's code as published):
    ``watcher`` / ``get_test_run`` lines are dropped: the test checks each task's state.
 8. The tasks' raw ``boto3.client(...)`` calls reach the twin through ``AWS_ENDPOINT_URL`` (set by the
    test, like the ``aws_default`` connection).
+9. ``default_args`` poll every second (``check_interval``, ``poke_interval``), as every offline wait
+   of this project does: the provider's defaults (30 s for an operator's wait, 60 s for a sensor)
+   cost minutes for jobs the twin ends in seconds.
 """
 
 from __future__ import annotations
@@ -435,6 +438,7 @@ with DAG(
     start_date=datetime(2021, 1, 1),
     tags=["example"],
     catchup=False,
+    default_args={"check_interval": 1, "poke_interval": 1},
 ) as dag:
     env_id = ENV_ID
 
