@@ -57,8 +57,18 @@ class BrowserReviewer(threading.Thread):
         self.cancel = threading.Event()
 
     def review(self, page) -> None:
-        """Answer the open task (the subclass)."""
+        """Answer the open task (the subclass), then :meth:`submit`."""
         raise NotImplementedError
+
+    def submit(self, page, screenshot: str, worker: str = "Browser Reviewer") -> None:
+        """Fill the required worker name, keep a screenshot of the answered task, submit, and wait
+        for the review list's "done" page."""
+        import re
+
+        page.get_by_label(WORKER_FIELD).fill(worker)
+        page.screenshot(path=str(self.shots / screenshot), full_page=True)
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_url(re.compile(r"/review/\?done="))
 
     def run(self):
         from playwright.sync_api import sync_playwright

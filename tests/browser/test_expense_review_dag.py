@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import os
-import re
 import uuid
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import requests
 from tests.e2e.conftest import airflow_db, airflow_twin, dag_runner  # noqa: F401  (fixtures)
 
 from .conftest import CHROMIUM
-from .reviewer import WORKER_FIELD, BrowserReviewer, run_with_reviewer, twin_review_env
+from .reviewer import BrowserReviewer, run_with_reviewer, twin_review_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -42,10 +41,7 @@ class TotalReviewer(BrowserReviewer):
         total = page.get_by_label("TOTAL", exact=True)
         self.seen_value = total.input_value()
         total.fill(self.total)
-        page.get_by_label(WORKER_FIELD).fill("Browser Reviewer")
-        page.screenshot(path=str(self.shots / "expense_review.png"), full_page=True)
-        page.get_by_role("button", name="Submit").click()
-        page.wait_for_url(re.compile(r"/review/\?done="))
+        self.submit(page, "expense_review.png")
 
 
 def test_reviewer_corrects_the_total_in_chromium_and_the_run_finishes(

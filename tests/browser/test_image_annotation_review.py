@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 from pathlib import Path
 
@@ -18,13 +17,12 @@ from tests.e2e.conftest import airflow_db, airflow_twin, dag_runner  # noqa: F40
 from tests.e2e.test_image_annotation import NONE_OF_THESE, service_confidences
 
 from .conftest import CHROMIUM
-from .reviewer import WORKER_FIELD, BrowserReviewer, run_with_reviewer, twin_review_env
+from .reviewer import BrowserReviewer, run_with_reviewer, twin_review_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTO = ROOT / "include" / "data" / "photos" / "chelsea_cat.jpg"
-WORKER = "Browser Reviewer"
 #: the outer guard: the run (one photo) takes well under a minute on the twin
 DEADLINE_S = 240
 
@@ -46,10 +44,7 @@ class LabelReviewer(BrowserReviewer):
         self.offered = [options.nth(i).get_attribute("value") for i in range(options.count())]
         assert page.locator("#candidates").get_by_text(self.label).count() >= 1  # with its confidence
         page.get_by_label(self.label, exact=True).check()
-        page.get_by_label(WORKER_FIELD).fill(WORKER)
-        page.screenshot(path=str(self.shots / "image_label_review.png"), full_page=True)
-        page.get_by_role("button", name="Submit").click()
-        page.wait_for_url(re.compile(r"/review/\?done="))
+        self.submit(page, "image_label_review.png")
 
 
 def test_reviewer_picks_the_label_in_chromium_and_the_run_finishes_with_it(
