@@ -107,12 +107,6 @@ def exists(s3: Any, uri: str) -> bool:
         raise
 
 
-def _not_found(error: Any) -> bool:
-    """A HeadBucket / HeadObject error that means "absent" (404); anything else (403 AccessDenied, a
-    bucket of another account) is not a reason to create or overwrite and is raised."""
-    return error.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NoSuchKey", "NotFound")
-
-
 def ensure_buckets(s3: Any, uris: Any) -> list[str]:
     """Create the buckets of ``uris`` (S3 URIs or prefixes) that HeadBucket does not find; return
     their names, sorted."""
@@ -123,7 +117,7 @@ def ensure_buckets(s3: Any, uris: Any) -> list[str]:
         try:
             s3.head_bucket(Bucket=name)
         except ClientError as error:
-            if not _not_found(error):
+            if not is_not_found(error):
                 raise
             s3.create_bucket(Bucket=name)
     return names
@@ -147,7 +141,7 @@ def stage_files(s3: Any, files: Any) -> dict[str, int]:
         try:
             same = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"') == etag
         except ClientError as error:
-            if not _not_found(error):
+            if not is_not_found(error):
                 raise
             same = False
         if same:
