@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Airflow's [aws] session_factory for the hooks (one botocore loader per process)
+SESSION_FACTORY = "aws_ml_provider.hooks.session_factory.SharedLoaderSessionFactory"
 
 
 def airflow_env(home: Path) -> None:
@@ -20,6 +22,8 @@ def airflow_env(home: Path) -> None:
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    # as make demo: the hooks' boto3 sessions share one botocore loader (unless set otherwise)
+    os.environ.setdefault("AIRFLOW__AWS__SESSION_FACTORY", SESSION_FACTORY)
     os.environ.setdefault("AWS_ML_WAITER_DELAY", "1")
 
 

@@ -2,6 +2,7 @@
 compute, their ratio, where the DAG's time goes, and the parse time of every file in dags/.
 
     .venv/bin/python bench/pipeline_bench.py [--num-round 100] [--parse-repeats 5] [--skip-dag] [--skip-parse]
+        [--default-session-factory]
 
 - DAG: ``churn_xgboost_pipeline`` with ``dag.test()`` against a fresh twin (Glue runs the script in a
   process, SageMaker trains and serves XGBoost), deferred waits polled every AWS_ML_WAITER_DELAY
@@ -12,6 +13,8 @@ compute, their ratio, where the DAG's time goes, and the parse time of every fil
 - Plain: the same preprocessing (the Glue script's own functions), ``xgboost.train`` with the DAG's
   default hyperparameters and a prediction of the test split, no AWS, as a script in a fresh
   interpreter (its imports included: what a user running it would wait for); its own split too.
+- Session factory: the hooks' sessions share one botocore loader (``SharedLoaderSessionFactory``, as
+  ``make demo`` configures); ``--default-session-factory`` measures the Amazon provider's own.
 - Parse: each dags/ file in a fresh interpreter (cold: imports included) and again in this process
   (warm: median of repeats).
 
@@ -36,6 +39,7 @@ from pathlib import Path
 from airflow_setup import ROOT, airflow_env, migrate_db, point_aws_default_at
 
 DAG_ID = "churn_xgboost_pipeline"
+DEFAULT_SESSION_FACTORY = "airflow.providers.amazon.aws.hooks.base_aws.BaseSessionFactory"
 GLUE_JOB_NAME = "churn-xgboost-preprocess"  # the DAG's GLUE_JOB_NAME
 CHURN = ROOT / "include" / "data" / "mlc_churn.csv"
 GLUE_SCRIPT = ROOT / "include" / "glue" / "churn_preprocess.py"
@@ -237,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-parse", action="store_true", help="no parse times (the DAG and the plain script)"
     )
+    parser.add_argument(
+        "--default-session-factory",
+        action="store_true",
+        help="the Amazon provider's BaseSessionFactory instead of the shared-loader one",
+    )
     parser.add_argument("--plain-only", action="store_true", help=argparse.SUPPRESS)  # plain_fresh's child
     args = parser.parse_args(argv)
     if args.plain_only:
@@ -244,8 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     home = Path(tempfile.mkdtemp(prefix="pipeline-bench-airflow-"))
+    if args.default_session_factory:
+        os.environ["AIRFLOW__AWS__SESSION_FACTORY"] = DEFAULT_SESSION_FACTORY
     airflow_env(home)
-    results: dict = {"num_round": args.num_round}
+    results: dict = {
+        "num_round": args.num_round,
+        "session_factory": os.environ["AIRFLOW__AWS__SESSION_FACTORY"],
+    }
 
     results["parse"] = {} if args.skip_parse else parse_times(args.parse_repeats)
     if results["parse"]:
@@ -272,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\n{DAG_ID} on the twin: {dag['state']} in {dag['wall_s']} s wall (dag.test; first task start to "
             f"last task end {dag['first_task_to_last_task_s']} s; waits polled every {dag['waiter_delay_s']} s), "
-            f"test AUC {dag['test_auc']}"
+            f"test AUC {dag['test_auc']}; session factory {results['session_factory'].rsplit('.', 1)[-1]}"
         )
         steps = dag["steps"]
         print(

@@ -33,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "churn_xgboost_pipeline"
+#: Airflow's [aws] session_factory for the hooks (one botocore loader per process)
+SESSION_FACTORY = "aws_ml_provider.hooks.session_factory.SharedLoaderSessionFactory"
 #: a log line the quiet console still shows: a warning or an error, in Airflow's / structlog's /
 #: Python logging's formats (``[warning  ]``, ``WARNING -``, ``level=error``), and a traceback's first
 #: and last lines (``Traceback ...``, ``botocore.errorfactory.EntityNotFoundException: ...``)
@@ -66,6 +68,8 @@ def prepare_airflow_home(home: Path) -> None:
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    # the hooks' boto3 sessions share one botocore loader (aws_ml_provider.hooks.session_factory)
+    os.environ.setdefault("AIRFLOW__AWS__SESSION_FACTORY", SESSION_FACTORY)
     os.environ.setdefault("AWS_ML_WAITER_DELAY", "1")
     marker = home / ".demo-migrated"
     if marker.exists() and (home / "airflow.db").exists():

@@ -52,6 +52,8 @@ echo $! >"$STATE/twin.pid"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
+# the hooks' boto3 sessions share one botocore loader per process (aws_ml_provider.hooks.session_factory)
+export AIRFLOW__AWS__SESSION_FACTORY="${AIRFLOW__AWS__SESSION_FACTORY:-aws_ml_provider.hooks.session_factory.SharedLoaderSessionFactory}"
 # churn_drift_monitor catches up hourly from its start date: from the hour make up starts, unless set
 export CHURN_DRIFT_START_DATE="${CHURN_DRIFT_START_DATE:-$(date -u +%Y-%m-%dT%H:00:00+00:00)}"
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///$AIRFLOW_HOME/airflow.db}"

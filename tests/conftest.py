@@ -27,6 +27,8 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # as the demo, make up and docker-compose: the hooks' sessions share one botocore loader
+        "AIRFLOW__AWS__SESSION_FACTORY": "aws_ml_provider.hooks.session_factory.SharedLoaderSessionFactory",
     }
 )
 atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
