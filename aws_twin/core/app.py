@@ -14,6 +14,7 @@ import hmac
 import io
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -175,6 +176,8 @@ class Twin:
         #: "<access key> <service>:<operation>" -> count of the client calls received (not the
         #: twin's own): what a caller did, e.g. to check an IAM policy covers it
         self.calls: collections.Counter[str] = collections.Counter()
+        #: set when :meth:`warm_up` has finished (the state reports it)
+        self.warmed = threading.Event()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="twin-job")
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -269,6 +272,7 @@ class Twin:
             "faults": {"rules": self.faults.rules(), "counters": dict(self.faults.counters)},
             "violations": list(self.violations),
             "calls": dict(self.calls),
+            "warmed_up": self.warmed.is_set(),
         }
 
     def warm_up(self) -> threading.Thread:
@@ -282,10 +286,33 @@ class Twin:
                     svc.warm_up()
                 except Exception:
                     log.exception("warm-up of %s failed", type(svc).__name__)
+            self._warm_internal_clients()
+            self.warmed.set()
 
         thread = threading.Thread(target=run, name="twin-warm-up", daemon=True)
         thread.start()
         return thread
+
+    #: read-only calls (region: AWS_DEFAULT_REGION, else us-east-1) that build the internal clients
+    #: jobs use (S3 data, CloudWatch logs and metrics) and load what serving those services and
+    #: SageMaker / Glue first needs (API models, moto's backends): 0.1-0.4 s the first training job
+    #: or Glue run would wait for. Internal calls: no faults, not counted as client calls.
+    WARM_CALLS = (
+        ("s3", "list_buckets", {}),
+        ("logs", "describe_log_groups", {"limit": 1}),
+        ("cloudwatch", "list_metrics", {}),
+        ("sagemaker", "list_training_jobs", {"MaxResults": 1}),
+        ("glue", "get_jobs", {"MaxResults": 1}),
+    )
+
+    def _warm_internal_clients(self) -> None:
+        for service, operation, params in self.WARM_CALLS:
+            try:
+                getattr(self.client(service, os.environ.get("AWS_DEFAULT_REGION", "us-east-1")), operation)(
+                    **params
+                )
+            except Exception:
+                log.exception("warm-up call %s.%s failed", service, operation)
 
     def shutdown(self) -> None:
         for svc in self.services:

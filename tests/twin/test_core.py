@@ -4,6 +4,7 @@ control endpoints and the output-shape validator."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -161,6 +162,15 @@ def test_serve_on_port_zero_prints_its_ready_line_and_reset_clears_twin_and_moto
         port = urlsplit(running.url).port
         assert port and port != 0
         assert running.control("health") == {"status": "ok", "url": running.url}
+        # the background warm-up (the services', then the internal clients' read-only calls) ends,
+        # fails none of its calls, and leaves nothing a client could see: no call counted, no bucket
+        deadline = time.monotonic() + 120
+        while not running.control("state")["warmed_up"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        warmed = running.control("state")
+        assert warmed["warmed_up"] and warmed["calls"] == {}
+        assert "warm-up" not in (tmp_path / "twin.log").read_text()
+        assert running.client("s3").list_buckets()["Buckets"] == []
 
         s3, iam, glue, sm = (running.client(s) for s in ("s3", "iam", "glue", "sagemaker"))
         s3.create_bucket(Bucket="reset-bucket")
