@@ -13,6 +13,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: Airflow's [aws] session_factory for the hooks (one botocore loader per process)
 SESSION_FACTORY = "aws_ml_provider.hooks.session_factory.SharedLoaderSessionFactory"
+#: ``dag.test()`` runs every task, the deferred waits and Airflow's execution API in one process, whose
+#: heap grows to about a million objects; Python's full collections (one after every 10 younger ones)
+#: scan all of it, 0.1-0.4 s each: about 2 s of a 12-s churn run. One after every 1,000 makes the
+#: run about 10 s, for some 20 MB more (as scripts/demo.py; pipeline_bench.py --default-gc measures without).
+FULL_GC_AFTER = 1000
 
 
 def airflow_env(home: Path) -> None:

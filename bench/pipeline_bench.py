@@ -2,7 +2,7 @@
 compute, their ratio, where the DAG's time goes, and the parse time of every file in dags/.
 
     .venv/bin/python bench/pipeline_bench.py [--num-round 100] [--parse-repeats 5] [--skip-dag] [--skip-parse]
-        [--default-session-factory]
+        [--default-session-factory] [--default-gc]
 
 - DAG: ``churn_xgboost_pipeline`` with ``dag.test()`` against a fresh twin (Glue runs the script in a
   process, SageMaker trains and serves XGBoost), deferred waits polled every AWS_ML_WAITER_DELAY
@@ -15,6 +15,8 @@ compute, their ratio, where the DAG's time goes, and the parse time of every fil
   interpreter (its imports included: what a user running it would wait for); its own split too.
 - Session factory: the hooks' sessions share one botocore loader (``SharedLoaderSessionFactory``, as
   ``make demo`` configures); ``--default-session-factory`` measures the Amazon provider's own.
+- Garbage collection: a full collection after every 1,000 younger ones, as ``make demo`` sets for its
+  ``dag.test()`` process (``FULL_GC_AFTER``); ``--default-gc`` measures Python's default (10).
 - Parse: each dags/ file in a fresh interpreter (cold: imports included) and again in this process
   (warm: median of repeats).
 
@@ -25,9 +27,11 @@ quotes a run of it.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,7 +40,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from airflow_setup import ROOT, airflow_env, migrate_db, point_aws_default_at
+from airflow_setup import FULL_GC_AFTER, ROOT, airflow_env, migrate_db, point_aws_default_at
 
 DAG_ID = "churn_xgboost_pipeline"
 DEFAULT_SESSION_FACTORY = "airflow.providers.amazon.aws.hooks.base_aws.BaseSessionFactory"
@@ -246,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the Amazon provider's BaseSessionFactory instead of the shared-loader one",
     )
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="Python's default full-collection threshold, not make demo's",
+    )
     parser.add_argument("--plain-only", action="store_true", help=argparse.SUPPRESS)  # plain_fresh's child
     args = parser.parse_args(argv)
     if args.plain_only:
@@ -281,12 +290,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_dag:
         if not migrate_db():
             return 1
+        if not args.default_gc:
+            gc.set_threshold(*gc.get_threshold()[:2], FULL_GC_AFTER)
+        results["gc_threshold"] = gc.get_threshold()
         results["dag"] = dag_run(args.num_round)
+        results["dag"]["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         dag = results["dag"]
         print(
             f"\n{DAG_ID} on the twin: {dag['state']} in {dag['wall_s']} s wall (dag.test; first task start to "
             f"last task end {dag['first_task_to_last_task_s']} s; waits polled every {dag['waiter_delay_s']} s), "
-            f"test AUC {dag['test_auc']}; session factory {results['session_factory'].rsplit('.', 1)[-1]}"
+            f"test AUC {dag['test_auc']}; session factory {results['session_factory'].rsplit('.', 1)[-1]}, "
+            f"gc thresholds {results['gc_threshold']}; peak RSS of this process {dag['peak_rss_mb']} MB"
         )
         steps = dag["steps"]
         print(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import re
@@ -35,6 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "churn_xgboost_pipeline"
 #: Airflow's [aws] session_factory for the hooks (one botocore loader per process)
 SESSION_FACTORY = "aws_ml_provider.hooks.session_factory.SharedLoaderSessionFactory"
+#: ``dag.test()`` runs every task, the deferred waits and Airflow's execution API in one process, whose
+#: heap grows to about a million objects; Python's full collections (one after every 10 younger ones)
+#: scan all of it, 0.1-0.4 s each: about 2 s of a 12-s churn run. One after every 1,000 makes the
+#: run about 10 s, for some 20 MB more (bench/pipeline_bench.py --default-gc measures without).
+FULL_GC_AFTER = 1000
 #: a log line the quiet console still shows: a warning or an error, in Airflow's / structlog's /
 #: Python logging's formats (``[warning  ]``, ``WARNING -``, ``level=error``), and a traceback's first
 #: and last lines (``Traceback ...``, ``botocore.errorfactory.EntityNotFoundException: ...``)
@@ -155,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     # the evaluate task's "Report" link: the twin's object viewer, with its token
     os.environ["AWS_TWIN_VIEWER_TOKEN"] = twin.viewer_token
     log_path = Path(os.environ["AIRFLOW_HOME"]) / "demo.log"
+    gc.set_threshold(*gc.get_threshold()[:2], FULL_GC_AFTER)
     try:
         if args.verbose:
             summary = run_pipeline(conf)
