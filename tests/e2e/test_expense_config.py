@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.e2e
+
 WORKTEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/variable-team"
 SAGEMAKER_ROLE = "arn:aws:iam::123456789012:role/variable-sagemaker-role"
 

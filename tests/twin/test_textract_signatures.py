@@ -123,6 +123,7 @@ def test_start_document_analysis_finds_the_signatures(twin, textract, bucket):
     _assert_matches_truth(sigs, TRUTH[name]["signatures"])
 
 
+@pytest.mark.slow  # 15 pages of OCR (15 s); make test keeps the signed-form and real-pen tests
 def test_no_signature_on_printed_documents(textract, need):
     """The shipped sample documents and SROIE receipts with printed text (and pen marks that are no
     signature): no SIGNATURE."""
