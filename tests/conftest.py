@@ -4,6 +4,7 @@ twin response is validated against botocore's output shape; violations fail the 
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import shutil
@@ -32,6 +33,9 @@ os.environ.update(
     }
 )
 atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
+# as make demo's dag.test() process (scripts/demo.py FULL_GC_AFTER): one heap holds Airflow, its
+# execution API and every test's imports; a full collection after every 1,000 younger ones, not 10
+gc.set_threshold(*gc.get_threshold()[:2], 1000)
 
 
 #: markers whose tests are long runs (a whole DAG, a deployment, a browser): they carry ``slow`` too, and
