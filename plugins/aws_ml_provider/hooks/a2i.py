@@ -25,6 +25,7 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError
 
 from ..utils import slug, stable_hash, versioned_name
+from ..utils.errors import error_code, error_message
 from . import AwsMlHookMixin
 
 ON_CHANGE = ("version", "fail")
@@ -36,10 +37,6 @@ LOOP_RUNNING_STATES = ("InProgress", "Stopping")
 
 class A2IResourceConflict(ValueError):
     """An existing task UI / flow definition / human loop differs from what was asked for."""
-
-
-def _code(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Code", "")
 
 
 def flow_definition_name_from_arn(arn: str) -> str:
@@ -76,7 +73,7 @@ class A2IHook(AwsMlHookMixin, AwsBaseHook):
         try:
             return self.conn.describe_human_task_ui(HumanTaskUiName=name)
         except ClientError as err:
-            if _code(err) in ("ResourceNotFound", "ResourceNotFoundException"):
+            if error_code(err) in ("ResourceNotFound", "ResourceNotFoundException"):
                 return None
             raise
 
@@ -129,7 +126,7 @@ class A2IHook(AwsMlHookMixin, AwsBaseHook):
         try:
             arn = self.conn.create_human_task_ui(**params)["HumanTaskUiArn"]
         except ClientError as err:
-            if _code(err) != "ResourceInUse":
+            if error_code(err) != "ResourceInUse":
                 raise
             # created meanwhile by a concurrent task: check it is ours
             described = self.describe_human_task_ui(name) or {}
@@ -146,7 +143,7 @@ class A2IHook(AwsMlHookMixin, AwsBaseHook):
         try:
             return self.conn.describe_flow_definition(FlowDefinitionName=name)
         except ClientError as err:
-            if _code(err) in ("ResourceNotFound", "ResourceNotFoundException"):
+            if error_code(err) in ("ResourceNotFound", "ResourceNotFoundException"):
                 return None
             raise
 
@@ -267,7 +264,7 @@ class A2IHook(AwsMlHookMixin, AwsBaseHook):
         try:
             arn = self.conn.create_flow_definition(**params)["FlowDefinitionArn"]
         except ClientError as err:
-            if _code(err) != "ResourceInUse":
+            if error_code(err) != "ResourceInUse":
                 raise
             described = self.describe_flow_definition(name) or {}
             if self._flow_fingerprint(described) != wanted:
@@ -328,7 +325,7 @@ class A2IRuntimeHook(AwsMlHookMixin, AwsBaseHook):
         try:
             arn = self.conn.start_human_loop(**params)["HumanLoopArn"]
         except ClientError as err:
-            if _code(err) != "ConflictException":
+            if error_code(err) != "ConflictException":
                 raise
             existing = self.describe_human_loop(name)
             if existing.get("FlowDefinitionArn") and existing["FlowDefinitionArn"] != flow_definition_arn:
@@ -354,12 +351,12 @@ class A2IRuntimeHook(AwsMlHookMixin, AwsBaseHook):
         try:
             described = self.describe_human_loop(name)
         except ClientError as err:
-            if _code(err) != "ResourceNotFoundException":
+            if error_code(err) != "ResourceNotFoundException":
                 raise
             return loop_state(
                 name,
                 "NotFound",
-                failure_reason=err.response.get("Error", {}).get("Message") or "human loop not found",
+                failure_reason=error_message(err) or "human loop not found",
                 failure_code="ResourceNotFoundException",
             )
         return loop_state_from_description(name, described)

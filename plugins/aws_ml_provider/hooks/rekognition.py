@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from ..utils import s3 as s3_utils
 from ..utils import slug
+from ..utils.errors import error_code, error_message
 from . import AwsMlHookMixin
 
 #: Rekognition's answers for an image it cannot use (the image is quarantined, the batch goes on)
@@ -59,10 +60,6 @@ DATASET_TYPES = ("TRAIN", "TEST")
 class RekognitionResourceError(ValueError):
     """A Custom Labels resource is in a state the task cannot use (failed training, failed
     dataset, ...); the message names it and Rekognition's reason."""
-
-
-def error_code(err: ClientError) -> str:
-    return err.response.get("Error", {}).get("Code", "")
 
 
 def project_name_from_arn(arn: str) -> str:
@@ -387,7 +384,7 @@ def bad_image_reason(err: ClientError, image_uri: str) -> tuple[str, str] | None
     code = error_code(err)
     if code not in BAD_IMAGE_CODES:
         return None
-    message = err.response.get("Error", {}).get("Message", "") or code
+    message = error_message(err) or code
     return code, f"Rekognition {code} for {image_uri}: {message}"
 
 

@@ -189,6 +189,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
     def _extract_one(self, s3, hook, bucket, params, run_id, doc) -> dict:
         from botocore.exceptions import ClientError
 
+        from ..utils.errors import error_code, error_message
         from ..utils.expense import (
             ASYNC_DOCUMENT_LIMIT,
             check_document,
@@ -204,7 +205,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
         try:
             data = s3.get_object(Bucket=doc["bucket"], Key=doc["key"])["Body"].read()
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            if error_code(err) not in ("NoSuchKey", "404"):
                 raise
             reason = f"{doc['source_uri']} was deleted after the run listed it"
             return {
@@ -227,8 +228,7 @@ class ExpenseBatchExtractOperator(BaseOperator):
             code = textract_error_code(err)
             if code is None:
                 raise
-            message = err.response.get("Error", {}).get("Message", "")
-            reason = f"Textract {code} for {doc['source_uri']}: {message}"
+            reason = f"Textract {code} for {doc['source_uri']}: {error_message(err)}"
             return {"status": "quarantined", "quarantine": quarantine(s3, params, run_id, doc, code, reason)}
         return {"status": self._store_machine_result(s3, params, run_id, doc, response)}
 

@@ -47,7 +47,8 @@ from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
-from ..utils.idempotent import error_code, is_transient_failure, retried_create
+from ..utils.errors import error_code
+from ..utils.idempotent import is_transient_failure, retried_create
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -76,7 +77,7 @@ class GlueJobOnceOperator(GlueJobOperator):
         try:
             return self._find_job_run_id_by_task_uuid(task_uuid)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "EntityNotFoundException":
+            if error_code(error) == "EntityNotFoundException":
                 return None  # the job itself does not exist yet: the first try creates it
             raise
 

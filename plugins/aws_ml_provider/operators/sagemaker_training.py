@@ -27,6 +27,7 @@ from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.providers.common.compat.sdk import AirflowFailException
 from botocore.exceptions import ClientError
 
+from ..utils.errors import error_code, error_message
 from ..utils.idempotent import is_transient_failure, single_attempt
 from . import trigger_connection
 
@@ -40,9 +41,8 @@ MAX_JOB_NAME = 63
 def is_not_found(error: ClientError) -> bool:
     """SageMaker answers Describe* for an unknown name with ValidationException ("Requested resource not
     found.", "Could not find endpoint ...", "... does not exist.")."""
-    err = error.response.get("Error", {})
-    message = str(err.get("Message", "")).lower()
-    return err.get("Code") in ("ValidationException", "ResourceNotFound") and any(
+    message = error_message(error).lower()
+    return error_code(error) in ("ValidationException", "ResourceNotFound") and any(
         words in message for words in ("not found", "could not find", "does not exist")
     )
 

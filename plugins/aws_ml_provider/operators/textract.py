@@ -39,6 +39,7 @@ from ..links import persist_link
 from ..links.textract import TextractConsoleLink, TextractResultLink
 from ..triggers.textract import TextractJobCompleteTrigger
 from ..utils import parse_s3_uri
+from ..utils.errors import error_code, error_message
 from . import run_identity, trigger_connection, try_number
 
 if TYPE_CHECKING:
@@ -137,9 +138,8 @@ class TextractBaseOperator(AwsBaseOperator[TextractHook]):
         return {"document": self.document, "result_uri": result_uri, "job_id": job_id, "pages": pages}
 
     def _bad_document(self, err: ClientError, action: str) -> Exception:
-        code = err.response.get("Error", {}).get("Code", "")
-        message = err.response.get("Error", {}).get("Message", "")
-        text = f"Textract {action} of {self.document} failed: {code}: {message}"
+        code = error_code(err) or ""
+        text = f"Textract {action} of {self.document} failed: {code}: {error_message(err)}"
         if code in BAD_DOCUMENT_ERRORS:
             return AirflowFailException(text)  # the document itself: a retry would not help
         return AirflowException(text)

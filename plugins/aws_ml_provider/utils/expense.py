@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import error_code
 from .expense_response import AnalyzeExpenseResponse
 
 SUMMARY_FIELDS = (
@@ -254,8 +255,7 @@ def quarantine_record(
 
 def textract_error_code(exc: BaseException) -> str | None:
     """The Textract error code of a botocore ClientError when it means a bad document."""
-    response = getattr(exc, "response", None) or {}
-    code = (response.get("Error") or {}).get("Code")
+    code = error_code(exc)
     return code if code in DOCUMENT_ERRORS else None
 
 

@@ -20,6 +20,7 @@ Imports nothing heavy at module level.
 from __future__ import annotations
 
 from . import s3 as s3_utils
+from .errors import error_code
 
 #: the DAG whose runs name the human loops (:meth:`A2IRuntimeHook.human_loop_name`)
 DAG_ID = "expense_documents"
@@ -52,7 +53,7 @@ def claim(s3, params: dict, run_id: str, doc_id: str, source_uri: str, etag: str
         s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode(), IfNoneMatch="*")
         return run_id
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") not in _CLAIM_TAKEN:
+        if error_code(err) not in _CLAIM_TAKEN:
             raise
     return s3_utils.read_json(s3, uri, default={}).get("run_id") or "unknown"
 
@@ -88,7 +89,7 @@ def take_over(
         s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode(), IfMatch=current["ETag"])
         return run_id
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") not in _CLAIM_TAKEN:
+        if error_code(err) not in _CLAIM_TAKEN:
             raise
     return s3_utils.read_json(s3, uri, default={}).get("run_id") or "unknown"
 

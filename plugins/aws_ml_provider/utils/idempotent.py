@@ -50,11 +50,6 @@ def is_transient_failure(exc: BaseException) -> bool:
     return isinstance(exc, CONNECTION_ERRORS)
 
 
-def error_code(exc: BaseException) -> str | None:
-    """The AWS error code of a ``ClientError`` (None for anything else)."""
-    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
-
-
 def _client_with_config(hook: Any, client: Any, config: Config) -> Any:
     """``hook.get_client_type(config=config)`` (the provider's own client: same session, endpoint,
     verify, with ``config``), built with ``client``'s botocore data loader: the

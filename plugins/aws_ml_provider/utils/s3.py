@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any
 
+from .errors import error_code
+
 _S3_URI = re.compile(r"s3://([^/]+)/?(.*)")
 #: error codes S3 answers for a missing object (GetObject: NoSuchKey; HeadObject: 404)
 NOT_FOUND_CODES = ("NoSuchKey", "404", "NotFound")
@@ -50,7 +52,7 @@ def client(aws_conn_id: str = "aws_default"):
 
 def is_not_found(err: Any) -> bool:
     """Whether a botocore ``ClientError`` says the object (or bucket) does not exist."""
-    return err.response.get("Error", {}).get("Code") in NOT_FOUND_CODES
+    return error_code(err) in NOT_FOUND_CODES
 
 
 def put_bytes(s3: Any, uri: str, body: bytes, content_type: str, *, what: str = "S3 URI") -> str:
