@@ -667,30 +667,36 @@ def defect_inspection():
         waiter_delay=MODEL_POLL_SECONDS,
     )
 
-    with TaskGroup("bootstrap", tooltip="No model deployed yet: train v1 on the initial training set"):
-        boot = plan_bootstrap(cfg, test_uri, project.output)
-        test_dataset >> boot
-        boot_dataset = RekognitionCreateDatasetOperator(
+    def train_version(plan, needed_task_id: str) -> RekognitionTrainProjectVersionOperator:
+        """``needed_task_id`` (skips the rest when the plan says no) -> ``train_dataset`` (the TRAIN
+        dataset from the plan's manifest, replaced) -> ``train_model`` (the plan's version)."""
+        dataset = RekognitionCreateDatasetOperator(
             task_id="train_dataset",
             aws_conn_id=AWS_CONN_ID,
             project=project.output,
             dataset_type="TRAIN",
-            manifest_s3_uri=boot["train_manifest_uri"],
+            manifest_s3_uri=plan["train_manifest_uri"],
             if_exists="replace",
             deferrable=True,
             waiter_delay=MODEL_POLL_SECONDS,
         )
-        boot_train = RekognitionTrainProjectVersionOperator(
+        trained = RekognitionTrainProjectVersionOperator(
             task_id="train_model",
             aws_conn_id=AWS_CONN_ID,
             project=project.output,
-            version_name=boot["version_name"],
+            version_name=plan["version_name"],
             output_s3_uri=f"{cfg['output_prefix']}models/",
             deferrable=True,
             waiter_delay=TRAIN_POLL_SECONDS,
             outlets=[CANDIDATE_MODEL],
         )
-        needed.override(task_id="bootstrap_needed")(boot) >> boot_dataset >> boot_train
+        needed.override(task_id=needed_task_id)(plan) >> dataset >> trained
+        return trained
+
+    with TaskGroup("bootstrap", tooltip="No model deployed yet: train v1 on the initial training set"):
+        boot = plan_bootstrap(cfg, test_uri, project.output)
+        test_dataset >> boot
+        boot_train = train_version(boot, "bootstrap_needed")
         recorded = record_bootstrap(cfg, boot, boot_train.output, test_dataset.output)
 
     deployed = deployed_model(cfg)
@@ -742,27 +748,7 @@ def defect_inspection():
         "retrain", tooltip="Enough new labels: train a new version, promote it behind the F1 gate"
     ):
         plan = plan_retrain(cfg, inspection, deployed)
-        train_dataset = RekognitionCreateDatasetOperator(
-            task_id="train_dataset",
-            aws_conn_id=AWS_CONN_ID,
-            project=project.output,
-            dataset_type="TRAIN",
-            manifest_s3_uri=plan["train_manifest_uri"],
-            if_exists="replace",
-            deferrable=True,
-            waiter_delay=MODEL_POLL_SECONDS,
-        )
-        train = RekognitionTrainProjectVersionOperator(
-            task_id="train_model",
-            aws_conn_id=AWS_CONN_ID,
-            project=project.output,
-            version_name=plan["version_name"],
-            output_s3_uri=f"{cfg['output_prefix']}models/",
-            deferrable=True,
-            waiter_delay=TRAIN_POLL_SECONDS,
-            outlets=[CANDIDATE_MODEL],
-        )
-        needed.override(task_id="retrain_needed")(plan) >> train_dataset >> train
+        train = train_version(plan, "retrain_needed")
         decision = gate(cfg, plan, train.output, deployed, test_dataset.output)
     stop >> plan
     summary = summarize(cfg, inspection, deployed)
