@@ -11,13 +11,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Airflow's [aws] session_factory for the hooks (one botocore loader per process)
-SESSION_FACTORY = "aws_ml_provider.hooks.session_factory.SharedLoaderSessionFactory"
-#: ``dag.test()`` runs every task, the deferred waits and Airflow's execution API in one process, whose
-#: heap grows to about a million objects; Python's full collections (one after every 10 younger ones)
-#: scan all of it, 0.1-0.4 s each: about 2 s of a 12-s churn run. One after every 1,000 makes the
-#: run about 10 s, for some 20 MB more (as scripts/demo.py; pipeline_bench.py --default-gc measures without).
-FULL_GC_AFTER = 1000
+# what make demo sets for its dag.test() process (the hooks' session factory, the full-collection
+# threshold): the benches measure the run as the demo runs it
+sys.path.insert(0, str(ROOT / "scripts"))
+from demo import FULL_GC_AFTER, SESSION_FACTORY  # noqa: E402, F401 (FULL_GC_AFTER: for pipeline_bench)
 
 
 def airflow_env(home: Path) -> None:

@@ -306,11 +306,10 @@ class Twin:
     )
 
     def _warm_internal_clients(self) -> None:
+        region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
         for service, operation, params in self.WARM_CALLS:
             try:
-                getattr(self.client(service, os.environ.get("AWS_DEFAULT_REGION", "us-east-1")), operation)(
-                    **params
-                )
+                getattr(self.client(service, region), operation)(**params)
             except Exception:
                 log.exception("warm-up call %s.%s failed", service, operation)
 
