@@ -95,7 +95,8 @@ class Deployment:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__AWS__SESSION_FACTORY": "aws_ml_provider.hooks.session_factory.SharedLoaderSessionFactory",
+                # the test session's (tests/conftest.py), as make up sets it
+                "AIRFLOW__AWS__SESSION_FACTORY": os.environ["AIRFLOW__AWS__SESSION_FACTORY"],
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "AIRFLOW__CORE__AUTH_MANAGER": (
                     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"

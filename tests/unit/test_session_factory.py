@@ -12,7 +12,7 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from aws_ml_provider.hooks.session_factory import SharedLoaderSessionFactory
 
-FACTORY = "aws_ml_provider.hooks.session_factory.SharedLoaderSessionFactory"
+FACTORY = f"{SharedLoaderSessionFactory.__module__}.{SharedLoaderSessionFactory.__qualname__}"
 
 
 def _count_json_files(monkeypatch) -> list[str]:
